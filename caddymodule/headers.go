@@ -1,0 +1,149 @@
+package dbnlauth
+
+import (
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// headerSet holds the names of the headers the gateway sets, all under
+// one prefix.
+type headerSet struct {
+	// prefix is lower case with '_' read as '-', for matching.
+	prefix string
+
+	userID, orgRole, permissions, namespaceID, namespaceRole,
+	namespaceRoles, tokenID string
+}
+
+func newHeaderSet(prefix string) headerSet {
+	name := func(s string) string { return textproto.CanonicalMIMEHeaderKey(prefix + s) }
+	return headerSet{
+		prefix:         normalizeHeaderName(prefix),
+		userID:         name("User-Id"),
+		orgRole:        name("Org-Role"),
+		permissions:    name("Permissions"),
+		namespaceID:    name("Namespace-Id"),
+		namespaceRole:  name("Namespace-Role"),
+		namespaceRoles: name("Namespace-Roles"),
+		tokenID:        name("Token-Id"),
+	}
+}
+
+// normalizeHeaderName lowers s and reads '_' as '-': many servers
+// behind a proxy (CGI, WSGI, Rack) fold both to the same name, so a
+// client sending X_Dbnl_User_Id must be treated as sending
+// X-Dbnl-User-Id.
+func normalizeHeaderName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c == '_':
+			b[i] = '-'
+		case 'A' <= c && c <= 'Z':
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// hasPrefix reports whether the header name starts with the set's
+// prefix, ignoring case and reading '_' as '-'.
+func (hs headerSet) hasPrefix(name string) bool {
+	if len(name) < len(hs.prefix) {
+		return false
+	}
+	for i := 0; i < len(hs.prefix); i++ {
+		c := name[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != hs.prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// strip deletes every header in h that starts with the prefix.
+func (hs headerSet) strip(h http.Header) {
+	for name := range h {
+		if hs.hasPrefix(name) {
+			delete(h, name)
+		}
+	}
+}
+
+// grants is a user's permissions rendered once per users-API answer, so
+// that a cached answer costs no sorting or joining per request.
+type grants struct {
+	userID         string
+	orgRole        string
+	orgPermissions string // sorted, comma-separated
+	namespaceRoles string // ns=role, sorted, comma-separated
+	namespaces     map[string]namespaceGrants
+}
+
+type namespaceGrants struct {
+	role        string
+	permissions string // org and namespace permissions, sorted
+}
+
+// newGrants renders p. p must have passed validate, so no value holds a
+// comma or '='.
+func newGrants(p *Permissions) *grants {
+	g := &grants{
+		userID:         p.UserID,
+		orgRole:        p.OrgRole,
+		orgPermissions: joinSorted(p.OrgPermissions),
+		namespaces:     make(map[string]namespaceGrants, len(p.Namespaces)),
+	}
+	roles := make([]string, 0, len(p.Namespaces))
+	for _, ns := range p.Namespaces {
+		if _, dup := g.namespaces[ns.NamespaceID]; dup {
+			// the first grant wins, as in Permissions.namespace
+			continue
+		}
+		roles = append(roles, ns.NamespaceID+"="+ns.Role)
+		g.namespaces[ns.NamespaceID] = namespaceGrants{
+			role:        ns.Role,
+			permissions: joinSorted(slices.Concat(p.OrgPermissions, ns.Permissions)),
+		}
+	}
+	g.namespaceRoles = joinSorted(roles)
+	return g
+}
+
+// joinSorted sorts a copy of list, drops duplicates and joins it with
+// commas.
+func joinSorted(list []string) string {
+	s := slices.Clone(list)
+	slices.Sort(s)
+	return strings.Join(slices.Compact(s), ",")
+}
+
+// requestNamespace returns the SDK's namespace_id query parameter. A
+// request naming two different namespaces is refused: the gateway and
+// the platform might each pick a different one.
+func requestNamespace(u *url.URL) (string, error) {
+	if u == nil || u.RawQuery == "" {
+		return "", nil
+	}
+	values := u.Query()["namespace_id"]
+	var ns string
+	for _, v := range values {
+		if v == "" {
+			continue
+		}
+		if ns != "" && v != ns {
+			return "", errAmbiguousNamespace
+		}
+		ns = v
+	}
+	return ns, nil
+}

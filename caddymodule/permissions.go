@@ -1,0 +1,291 @@
+package dbnlauth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+)
+
+// maxPermissionsBody bounds the users API's response; a larger body is
+// a broken contract, not a bigger user.
+const maxPermissionsBody = 1 << 20
+
+// Permissions is the users API's answer for one user: the contract a
+// permissions_url must serve.
+type Permissions struct {
+	UserID         string           `json:"user_id"`
+	OrgRole        string           `json:"org_role"`
+	OrgPermissions []string         `json:"org_permissions"`
+	Namespaces     []NamespaceGrant `json:"namespaces"`
+	Disabled       bool             `json:"disabled"`
+}
+
+// NamespaceGrant is a user's role in one namespace.
+type NamespaceGrant struct {
+	NamespaceID string   `json:"namespace_id"`
+	Role        string   `json:"role"`
+	Permissions []string `json:"permissions"`
+}
+
+// validate checks that p is the answer for user and that every value
+// is safe to put in a header: a value with a comma or '=' would let the
+// users API, or whoever controls a role name, forge a list entry.
+func (p *Permissions) validate(user string) error {
+	if p.UserID != user {
+		return errors.New("user_id does not match the token's user")
+	}
+	if !headerSafe(p.OrgRole, true) {
+		return errors.New("org_role is not a valid name")
+	}
+	for _, perm := range p.OrgPermissions {
+		if !headerSafe(perm, false) {
+			return errors.New("org_permissions holds an invalid name")
+		}
+	}
+	for i, ns := range p.Namespaces {
+		if !headerSafe(ns.NamespaceID, false) || !headerSafe(ns.Role, false) {
+			return fmt.Errorf("namespaces[%d]: invalid namespace_id or role", i)
+		}
+		for _, perm := range ns.Permissions {
+			if !headerSafe(perm, false) {
+				return fmt.Errorf("namespaces[%d]: invalid permission name", i)
+			}
+		}
+	}
+	return nil
+}
+
+// headerSafe reports whether s may be a role, permission or namespace
+// name: letters, digits and ._:- only, at most 256 bytes.
+func headerSafe(s string, emptyOK bool) bool {
+	if s == "" {
+		return emptyOK
+	}
+	if len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// cachedPermissions is a cache entry: an answer, or a denial for a user
+// who is unknown or not active, until expires.
+type cachedPermissions struct {
+	grants  *grants
+	denied  error
+	expires time.Time
+}
+
+// resolver fetches and caches users' current permissions.
+type resolver struct {
+	urlTemplate string
+	client      *http.Client
+	timeout     time.Duration
+	ttl         time.Duration
+	now         func() time.Time
+	logger      *zap.Logger
+
+	cache *lru.Cache[string, *cachedPermissions]
+	group singleflight.Group
+	// slots bounds the calls in flight to the users API at once.
+	slots chan struct{}
+}
+
+// errLookup marks a users-API failure; the request gets a 503.
+var errLookup = errors.New("permissions lookup failed")
+
+// resolve returns user's permissions from the cache or, on a miss, from
+// the users API, with authorization as the request's credentials.
+// Concurrent misses for one user share a single call.
+func (r *resolver) resolve(ctx context.Context, user, authorization string) (*grants, error) {
+	if e, ok := r.cache.Get(user); ok && r.now().Before(e.expires) {
+		return e.grants, e.denied
+	}
+
+	ch := r.group.DoChan(user, func() (any, error) {
+		// a request that arrived while the previous call finished
+		// may find a fresh entry here
+		if e, ok := r.cache.Get(user); ok && r.now().Before(e.expires) {
+			return e, nil
+		}
+
+		// the call outlives any one waiting request: a client that
+		// gives up must not fail the others waiting on it
+		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
+		defer cancel()
+
+		perms, err := r.fetch(callCtx, user, authorization)
+		if err != nil && !isDenial(err) {
+			return nil, err
+		}
+		e := &cachedPermissions{denied: err, expires: r.now().Add(r.ttl)}
+		if perms != nil {
+			e.grants = newGrants(perms)
+		}
+		r.cache.Add(user, e)
+		return e, nil
+	})
+
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		e := res.Val.(*cachedPermissions)
+		return e.grants, e.denied
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// fetch makes one call to the users API.
+func (r *resolver) fetch(ctx context.Context, user, authorization string) (*Permissions, error) {
+	start := time.Now()
+	logFailure := func(err error, status int) {
+		r.logger.Error("permissions lookup failed",
+			zap.String("user_id", user),
+			zap.Int("status", status),
+			zap.Duration("latency", time.Since(start)),
+			zap.Error(err))
+	}
+
+	// wait for a slot, but no longer than the call may take
+	select {
+	case r.slots <- struct{}{}:
+		defer func() { <-r.slots }()
+	case <-ctx.Done():
+		logFailure(errors.New("too many lookups in flight"), 0)
+		return nil, errLookup
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, expandUserURL(r.urlTemplate, user), nil)
+	if err != nil {
+		logFailure(err, 0)
+		return nil, errLookup
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "dbnl-gateway")
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+
+	resp, err := r.client.Do(req)
+	if err != nil {
+		logFailure(redactURLError(err), 0)
+		return nil, errLookup
+	}
+	defer resp.Body.Close()
+
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		// drain a little so the connection can be reused
+		_, _ = io.CopyN(io.Discard, resp.Body, 4096)
+		return nil, errUserNotActive
+	default:
+		logFailure(errors.New("unexpected status"), resp.StatusCode)
+		return nil, errLookup
+	}
+
+	// read at most one byte past the limit to tell a full body from
+	// an oversized one
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPermissionsBody+1))
+	if err != nil {
+		logFailure(fmt.Errorf("reading body: %w", redactURLError(err)), resp.StatusCode)
+		return nil, errLookup
+	}
+	if len(body) > maxPermissionsBody {
+		logFailure(errors.New("body larger than 1 MiB"), resp.StatusCode)
+		return nil, errLookup
+	}
+
+	var p Permissions
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&p); err != nil {
+		logFailure(fmt.Errorf("decoding body: %w", err), resp.StatusCode)
+		return nil, errLookup
+	}
+	if dec.More() {
+		logFailure(errors.New("decoding body: trailing data"), resp.StatusCode)
+		return nil, errLookup
+	}
+	if err := p.validate(user); err != nil {
+		logFailure(fmt.Errorf("invalid body: %w", err), resp.StatusCode)
+		return nil, errLookup
+	}
+	if p.Disabled {
+		return nil, errUserNotActive
+	}
+	return &p, nil
+}
+
+// expandUserURL replaces {user} in template with user, escaped so that
+// no user id can change which path or query is called: in the path,
+// everything but letters, digits, '-', '_' and '~' is percent-encoded,
+// '.' included, so "." and ".." are never path segments.
+func expandUserURL(template, user string) string {
+	path, query, hasQuery := strings.Cut(template, "?")
+	path = strings.ReplaceAll(path, "{user}", escapeSegment(user))
+	if !hasQuery {
+		return path
+	}
+	return path + "?" + strings.ReplaceAll(query, "{user}", url.QueryEscape(user))
+}
+
+func escapeSegment(s string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '_' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
+	return b.String()
+}
+
+// redactURLError drops the URL from a client error: the URL holds the
+// user id, which the log line already has, and may hold credentials
+// the operator put in permissions_url.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		var ne net.Error
+		if errors.As(ue.Err, &ne) && ne.Timeout() {
+			return errors.New("timeout")
+		}
+		return ue.Err
+	}
+	return err
+}
+
+func isDenial(err error) bool {
+	var d *denial
+	return errors.As(err, &d)
+}
