@@ -252,7 +252,7 @@ func (h *Handler) Validate() error {
 	if h.PermissionsURL == "" {
 		return errors.New("permissions_url is required")
 	}
-	u, err := url.Parse(h.resolver.urlTemplate)
+	u, err := url.Parse(caddy.NewReplacer().ReplaceKnown(h.PermissionsURL, ""))
 	if err != nil {
 		return fmt.Errorf("permissions_url: %v", err)
 	}
@@ -262,7 +262,7 @@ func (h *Handler) Validate() error {
 	if u.User != nil {
 		return errors.New("permissions_url: must not carry credentials")
 	}
-	if *h.Leeway < 0 {
+	if h.Leeway != nil && *h.Leeway < 0 {
 		return errors.New("leeway: must not be negative")
 	}
 	if h.PermissionsTTL < 0 {
