@@ -19,6 +19,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/net/http/httpguts"
 )
 
 func init() {
@@ -148,6 +149,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.now = time.Now
 	}
 	h.setDefaults()
+	for name, n := range map[string]int{
+		"permissions_cache_size": h.PermissionsCacheSize,
+		"permissions_in_flight":  h.PermissionsInFlight,
+		"token_cache_size":       h.TokenCacheSize,
+		"max_token_bytes":        h.MaxTokenBytes,
+	} {
+		// checked here, not in Validate, because the caches and the
+		// slot channel are built from them below
+		if n < 0 {
+			return fmt.Errorf("%s: must not be negative", name)
+		}
+	}
 
 	// secrets and paths may be placeholders such as {env.NAME}
 	repl := caddy.NewReplacer()
@@ -271,17 +284,7 @@ func (h *Handler) Validate() error {
 	if h.PermissionsTimeout < 0 {
 		return errors.New("permissions_timeout: must not be negative")
 	}
-	for name, n := range map[string]int{
-		"permissions_cache_size": h.PermissionsCacheSize,
-		"permissions_in_flight":  h.PermissionsInFlight,
-		"token_cache_size":       h.TokenCacheSize,
-		"max_token_bytes":        h.MaxTokenBytes,
-	} {
-		if n < 0 {
-			return fmt.Errorf("%s: must not be negative", name)
-		}
-	}
-	if !headerSafe(h.HeaderPrefix, false) {
+	if !httpguts.ValidHeaderFieldName(h.HeaderPrefix) {
 		return fmt.Errorf("header_prefix: %q is not a valid header name prefix", h.HeaderPrefix)
 	}
 	return nil

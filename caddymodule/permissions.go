@@ -225,7 +225,7 @@ func (r *resolver) fetch(ctx context.Context, user, authorization string) (*Perm
 		logFailure(fmt.Errorf("decoding body: %w", err), resp.StatusCode)
 		return nil, errLookup
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		logFailure(errors.New("decoding body: trailing data"), resp.StatusCode)
 		return nil, errLookup
 	}

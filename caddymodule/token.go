@@ -38,9 +38,14 @@ func tokenFingerprint(token string) (string, [sha256.Size]byte) {
 func extractToken(r *http.Request, maxBytes int) (string, error) {
 	// RFC 6750 section 2.3 allows a token in the query string; we do
 	// not, since URLs end up in logs and Referer headers.
-	if r.URL != nil && strings.Contains(r.URL.RawQuery, "access_token") &&
-		r.URL.Query().Has("access_token") {
-		return "", errQueryToken
+	// The key may be percent-encoded (access%5Ftoken), so any query
+	// with an escape is parsed; the rest are searched as text.
+	if r.URL != nil {
+		q := r.URL.RawQuery
+		if (strings.Contains(q, "access_token") || strings.Contains(q, "%")) &&
+			r.URL.Query().Has("access_token") {
+			return "", errQueryToken
+		}
 	}
 
 	values := r.Header.Values("Authorization")
@@ -184,6 +189,13 @@ func (v *verifier) verify(token string) (*identity, error) {
 	claims := jwt.MapClaims{}
 	_, err := v.parser.ParseWithClaims(token, claims, v.keyFunc)
 	if err != nil {
+		// jwt reports any missing required claim the same way; with
+		// an expiry present, the missing one is the audience
+		if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
+			if exp, _ := claims.GetExpirationTime(); exp != nil {
+				return nil, errAudience
+			}
+		}
 		return nil, v.classify(err)
 	}
 
