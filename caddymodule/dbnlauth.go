@@ -114,7 +114,7 @@ type Handler struct {
 	TokenCacheSize int `json:"token_cache_size,omitempty"`
 
 	// The prefix of the identity headers. Every request header starting
-	// with it, ignoring case and reading '_' as '-', is removed before
+	// with it, ignoring case and reading '_' and '.' as '-', is removed before
 	// the trusted ones are set. Default: X-Dbnl-
 	HeaderPrefix string `json:"header_prefix,omitempty"`
 
@@ -278,11 +278,13 @@ func (h *Handler) Validate() error {
 	if h.Leeway != nil && *h.Leeway < 0 {
 		return errors.New("leeway: must not be negative")
 	}
-	if h.PermissionsTTL < 0 {
-		return errors.New("permissions_ttl: must not be negative")
+	// a bare JSON number is read as nanoseconds; nothing this short
+	// is meant
+	if h.PermissionsTTL < 0 || (h.PermissionsTTL > 0 && h.PermissionsTTL < caddy.Duration(time.Millisecond)) {
+		return errors.New("permissions_ttl: must be at least 1ms (write a unit, such as 5s)")
 	}
-	if h.PermissionsTimeout < 0 {
-		return errors.New("permissions_timeout: must not be negative")
+	if h.PermissionsTimeout < 0 || (h.PermissionsTimeout > 0 && h.PermissionsTimeout < caddy.Duration(time.Millisecond)) {
+		return errors.New("permissions_timeout: must be at least 1ms (write a unit, such as 2s)")
 	}
 	if !httpguts.ValidHeaderFieldName(h.HeaderPrefix) {
 		return fmt.Errorf("header_prefix: %q is not a valid header name prefix", h.HeaderPrefix)

@@ -11,7 +11,7 @@ import (
 // headerSet holds the names of the headers the gateway sets, all under
 // one prefix.
 type headerSet struct {
-	// prefix is lower case with '_' read as '-', for matching.
+	// prefix is lower case with '_' and '.' read as '-', for matching.
 	prefix string
 
 	userID, orgRole, permissions, namespaceID, namespaceRole,
@@ -32,15 +32,15 @@ func newHeaderSet(prefix string) headerSet {
 	}
 }
 
-// normalizeHeaderName lowers s and reads '_' as '-': many servers
-// behind a proxy (CGI, WSGI, Rack) fold both to the same name, so a
-// client sending X_Dbnl_User_Id must be treated as sending
-// X-Dbnl-User-Id.
+// normalizeHeaderName lowers s and reads '_' and '.' as '-': servers
+// behind a proxy that follow CGI's naming (WSGI, Rack, PHP) fold all
+// three to the same name, so a client sending X_Dbnl_User_Id or
+// X.Dbnl.User-Id must be treated as sending X-Dbnl-User-Id.
 func normalizeHeaderName(s string) string {
 	b := []byte(s)
 	for i, c := range b {
 		switch {
-		case c == '_':
+		case c == '_' || c == '.':
 			b[i] = '-'
 		case 'A' <= c && c <= 'Z':
 			b[i] = c + 'a' - 'A'
@@ -50,7 +50,7 @@ func normalizeHeaderName(s string) string {
 }
 
 // hasPrefix reports whether the header name starts with the set's
-// prefix, ignoring case and reading '_' as '-'.
+// prefix, ignoring case and reading '_' and '.' as '-'.
 func (hs headerSet) hasPrefix(name string) bool {
 	if len(name) < len(hs.prefix) {
 		return false
@@ -58,7 +58,7 @@ func (hs headerSet) hasPrefix(name string) bool {
 	for i := 0; i < len(hs.prefix); i++ {
 		c := name[i]
 		switch {
-		case c == '_':
+		case c == '_' || c == '.':
 			c = '-'
 		case 'A' <= c && c <= 'Z':
 			c += 'a' - 'A'

@@ -128,7 +128,7 @@ func TestNormalizeHeaderName(t *testing.T) {
 		"X-Dbnl-":        "x-dbnl-",
 		"X_DBNL_":        "x-dbnl-",
 		"x-dbnl-":        "x-dbnl-",
-		"X-Acme.Corp_1-": "x-acme.corp-1-",
+		"X-Acme.Corp_1-": "x-acme-corp-1-",
 	} {
 		if got := normalizeHeaderName(in); got != want {
 			t.Errorf("normalizeHeaderName(%q): got %q, want %q", in, got, want)
