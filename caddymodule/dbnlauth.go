@@ -334,7 +334,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// replace whatever identity the client claimed with ours
 	hs := h.headers
 	hs.strip(r.Header)
-	hs.strip(r.Trailer)
+	hs.stripConnection(r.Header)
+	if r.Trailer != nil {
+		hs.strip(r.Trailer)
+		r.Body = &trailerStripper{ReadCloser: r.Body, trailer: r.Trailer, headers: hs}
+	}
 	r.Header.Set(hs.userID, g.userID)
 	if g.orgRole != "" {
 		r.Header.Set(hs.orgRole, g.orgRole)

@@ -67,8 +67,12 @@ var (
 		"token names no user", true}
 	errUserNotActive = &denial{http.StatusUnauthorized, "user_not_active",
 		"user not active", true}
+	errTokenRefused = &denial{http.StatusUnauthorized, "refused_by_users_api",
+		"user not active", true}
 	errAmbiguousNamespace = &denial{http.StatusBadRequest, "ambiguous_namespace",
 		"conflicting namespace_id parameters", true}
+	errBadQuery = &denial{http.StatusBadRequest, "bad_query",
+		"malformed query string", true}
 	errUnavailable = &denial{http.StatusServiceUnavailable, "users_api_unavailable",
 		"permissions service unavailable, try again shortly", true}
 )

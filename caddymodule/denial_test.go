@@ -158,7 +158,7 @@ func TestServeHTTPDenials(t *testing.T) {
 		{name: "unknown user", request: func() *http.Request { return bearer("/v0/projects", unknown) },
 			token: unknown, wantStatus: 401, wantCode: "auth_error", wantReason: "user_not_active", wantCalls: 1, wantInvTok: true},
 		{name: "users api 403", request: func() *http.Request { return bearer("/v0/projects", good) },
-			token: good, apiStatus: 403, wantStatus: 401, wantCode: "auth_error", wantReason: "user_not_active", wantCalls: 1, wantInvTok: true},
+			token: good, apiStatus: 403, wantStatus: 401, wantCode: "auth_error", wantReason: "refused_by_users_api", wantCalls: 1, wantInvTok: true},
 		{name: "conflicting namespace", request: func() *http.Request {
 			return bearer("/v0/projects?namespace_id=ns_1&namespace_id=ns_2", good)
 		}, token: good, wantStatus: 400, wantCode: "bad_request", wantReason: "ambiguous_namespace"},

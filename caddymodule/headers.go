@@ -1,6 +1,7 @@
 package dbnlauth
 
 import (
+	"io"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -79,6 +80,50 @@ func (hs headerSet) strip(h http.Header) {
 	}
 }
 
+// stripConnection removes from the Connection header every name that
+// starts with the prefix. A proxy deletes the headers Connection names
+// as hop-by-hop (RFC 9110 section 7.6.1), so a client naming
+// X-Dbnl-Namespace-Id there would have the trusted header removed after
+// we set it.
+func (hs headerSet) stripConnection(h http.Header) {
+	values, ok := h["Connection"]
+	if !ok {
+		return
+	}
+	var kept []string
+	for _, v := range values {
+		for _, name := range strings.Split(v, ",") {
+			name = textproto.TrimString(name)
+			if name != "" && !hs.hasPrefix(name) {
+				kept = append(kept, name)
+			}
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Connection")
+		return
+	}
+	h["Connection"] = []string{strings.Join(kept, ", ")}
+}
+
+// trailerStripper strips identity headers from a request's trailers
+// once its body has been read: net/http fills r.Trailer only at the end
+// of the body, long after ServeHTTP ran, and reverse_proxy forwards what
+// it finds there.
+type trailerStripper struct {
+	io.ReadCloser
+	trailer http.Header
+	headers headerSet
+}
+
+func (b *trailerStripper) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.headers.strip(b.trailer)
+	}
+	return n, err
+}
+
 // grants is a user's permissions rendered once per users-API answer, so
 // that a cached answer costs no sorting or joining per request.
 type grants struct {
@@ -134,7 +179,13 @@ func requestNamespace(u *url.URL) (string, error) {
 	if u == nil || u.RawQuery == "" {
 		return "", nil
 	}
-	values := u.Query()["namespace_id"]
+	// url.Query drops the pairs it cannot parse, such as those
+	// joined by ';', which a platform may still read: refuse them
+	query, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return "", errBadQuery
+	}
+	values := query["namespace_id"]
 	var ns string
 	for _, v := range values {
 		if v == "" {

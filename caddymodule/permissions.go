@@ -135,7 +135,9 @@ func (r *resolver) resolve(ctx context.Context, user, authorization string) (*gr
 		defer cancel()
 
 		perms, err := r.fetch(callCtx, user, authorization)
-		if err != nil && !isDenial(err) {
+		if err != nil && err != errUserNotActive {
+			// lookup failures and answers about this one token (401,
+			// 403) are not kept: the next request asks again
 			return nil, err
 		}
 		e := &cachedPermissions{denied: err, expires: r.now().Add(r.ttl)}
@@ -198,10 +200,15 @@ func (r *resolver) fetch(ctx context.Context, user, authorization string) (*Perm
 
 	switch resp.StatusCode {
 	case http.StatusOK:
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+	case http.StatusNotFound:
 		// drain a little so the connection can be reused
 		_, _ = io.CopyN(io.Discard, resp.Body, 4096)
 		return nil, errUserNotActive
+	case http.StatusUnauthorized, http.StatusForbidden:
+		// the users API refused the credentials it was sent, which
+		// may be about this token only, not the user
+		_, _ = io.CopyN(io.Discard, resp.Body, 4096)
+		return nil, errTokenRefused
 	default:
 		logFailure(errors.New("unexpected status"), resp.StatusCode)
 		return nil, errLookup

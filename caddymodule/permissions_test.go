@@ -109,8 +109,6 @@ func TestPermissionsInactiveUserCached(t *testing.T) {
 		status int
 	}{
 		{name: "unknown user 404", user: "user_unknown"},
-		{name: "status 401", user: "user_123", status: http.StatusUnauthorized},
-		{name: "status 403", user: "user_123", status: http.StatusForbidden},
 		{name: "status 404", user: "user_123", status: http.StatusNotFound},
 		{name: "disabled", user: "user_disabled"},
 	}
@@ -148,6 +146,34 @@ func TestPermissionsInactiveUserCached(t *testing.T) {
 			_, _ = h.resolver.resolve(context.Background(), tt.user, "Bearer x")
 			if got := api.calls.Load(); got != 2 {
 				t.Errorf("after the TTL: got %d users-API calls, want 2", got)
+			}
+		})
+	}
+}
+
+// TestPermissionsRefusedTokenNotCached checks that a users API refusing
+// the credentials it was sent (401, 403) denies with 401 but is asked
+// again next time: the refusal may concern that token only, and caching
+// it per user would let one bad token lock out the user's others.
+func TestPermissionsRefusedTokenNotCached(t *testing.T) {
+	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			api := newUsersAPI(t)
+			api.setFailure(status, "", 0)
+			h := newTestHandler(t, api, nil)
+			tok := signToken(t, "HS256", validClaims("user_123"), nil)
+
+			for i := range 2 {
+				w, next, repl := serve(t, h, bearer("/v0/projects", tok))
+				if w.Code != http.StatusUnauthorized || next.called {
+					t.Fatalf("request %d: got status %d, next called %v; want 401", i, w.Code, next.called)
+				}
+				if got, _ := repl.GetString("dbnl.denial"); got != "refused_by_users_api" {
+					t.Errorf("request %d: got denial %q, want refused_by_users_api", i, got)
+				}
+			}
+			if got := api.calls.Load(); got != 2 {
+				t.Errorf("got %d users-API calls, want 2 (the refusal not cached)", got)
 			}
 		})
 	}

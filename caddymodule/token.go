@@ -74,6 +74,9 @@ func extractToken(r *http.Request, maxBytes int) (string, error) {
 	if token == "" {
 		return "", errEmptyToken
 	}
+	if strings.ContainsAny(token, " \t") {
+		return "", errMalformed
+	}
 	if len(token) > maxBytes {
 		return "", errTokenTooLarge
 	}
@@ -114,16 +117,15 @@ var rejectedHeaderFields = []string{"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256
 
 // verifier checks tokens against the configured keys and claims.
 type verifier struct {
-	keys       []*verificationKey
-	anyKID     bool // some key has a kid, so a token's kid must match one
-	algs       []string
-	issuers    []string
-	userClaim  string
-	leeway     time.Duration
-	now        func() time.Time
-	parser     *jwt.Parser
-	cache      *lru.Cache[[sha256.Size]byte, *identity]
-	maxEntries int
+	keys      []*verificationKey
+	anyKID    bool // some key has a kid, so a token's kid must match one
+	algs      []string
+	issuers   []string
+	userClaim string
+	leeway    time.Duration
+	now       func() time.Time
+	parser    *jwt.Parser
+	cache     *lru.Cache[[sha256.Size]byte, *identity]
 }
 
 // newVerifier builds a verifier. cacheSize bounds the verified-token
@@ -208,12 +210,12 @@ func (v *verifier) verify(token string) (*identity, error) {
 	}
 
 	user, ok := claims[v.userClaim].(string)
-	if !ok || user == "" || len(user) > maxUserIDBytes || !printable(user) {
+	if !ok || !cleanValue(user) {
 		return nil, errNoUser
 	}
 
 	id := &identity{userID: user, fingerprint: fp}
-	if jti, ok := claims["jti"].(string); ok && printable(jti) && len(jti) <= maxUserIDBytes {
+	if jti, ok := claims["jti"].(string); ok && cleanValue(jti) {
 		id.tokenID = jti
 	}
 	exp, err := claims.GetExpirationTime()
@@ -306,14 +308,17 @@ func (v *verifier) classify(err error) error {
 	return errMalformed
 }
 
-// printable reports whether s is valid UTF-8 without control
-// characters, so it is safe to put in a header or a log line.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
+// cleanValue reports whether s may be a user id or token id: 1 to 256
+// bytes of UTF-8 with no control characters, no U+FFFD (what the JSON
+// decoder makes of invalid UTF-8, so that two different byte strings
+// would name one user) and no space at either end (which HTTP would trim
+// from the header the platform reads).
+func cleanValue(s string) bool {
+	if s == "" || len(s) > maxUserIDBytes || strings.TrimSpace(s) != s {
 		return false
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError {
 			return false
 		}
 	}

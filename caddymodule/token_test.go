@@ -620,26 +620,31 @@ func TestVerifyCacheBounded(t *testing.T) {
 	}
 }
 
-func TestPrintable(t *testing.T) {
+func TestCleanValue(t *testing.T) {
 	tests := []struct {
 		name string
 		s    string
 		want bool
 	}{
 		{name: "ascii", s: "user_123", want: true},
-		{name: "space", s: "a b", want: true},
+		{name: "inner space", s: "a b", want: true},
 		{name: "unicode", s: "ユーザー", want: true},
-		{name: "empty", s: "", want: true},
+		{name: "256 bytes", s: strings.Repeat("u", 256), want: true},
+		{name: "257 bytes", s: strings.Repeat("u", 257), want: false},
+		{name: "empty", s: "", want: false},
+		{name: "leading space", s: " user_123", want: false},
+		{name: "trailing space", s: "user_123 ", want: false},
 		{name: "newline", s: "a\nb", want: false},
 		{name: "carriage return", s: "a\rb", want: false},
 		{name: "tab", s: "a\tb", want: false},
 		{name: "del", s: "a\x7f", want: false},
 		{name: "c1 control", s: "a\u009b", want: false},
 		{name: "invalid utf-8", s: "a\xff", want: false},
+		{name: "replacement character", s: "user_\uFFFD", want: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := printable(tt.s); got != tt.want {
+			if got := cleanValue(tt.s); got != tt.want {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
