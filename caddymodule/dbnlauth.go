@@ -323,7 +323,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	// resolve the user's current permissions
-	g, err := h.resolver.resolve(r.Context(), id.userID, "Bearer "+token)
+	g, err := h.resolver.resolve(r.Context(), id.userID, token)
 	if err != nil {
 		if !isDenial(err) {
 			err = errUnavailable
@@ -343,14 +343,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if g.orgRole != "" {
 		r.Header.Set(hs.orgRole, g.orgRole)
 	}
-	permissions := g.orgPermissions
-	var nsRole string
+	permissions, permissionsValue := g.orgPermissions, g.orgPermissionsValue
+	var namespaceValue, nsRoleValue any = "", ""
 	if ns, ok := g.namespaces[namespace]; ok && namespace != "" {
-		permissions, nsRole = ns.permissions, ns.role
+		permissions, permissionsValue = ns.permissions, ns.permissionsValue
+		namespaceValue, nsRoleValue = namespace, ns.roleValue
 		r.Header.Set(hs.namespaceID, namespace)
-		r.Header.Set(hs.namespaceRole, nsRole)
-	} else {
-		namespace = ""
+		r.Header.Set(hs.namespaceRole, ns.role)
 	}
 	r.Header.Set(hs.permissions, permissions)
 	if g.namespaceRoles != "" {
@@ -363,14 +362,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		r.Header.Del("Authorization")
 	}
 
-	repl.Set("http.auth.user.id", g.userID)
-	repl.Set("dbnl.user_id", g.userID)
-	repl.Set("dbnl.org_role", g.orgRole)
-	repl.Set("dbnl.permissions", permissions)
-	repl.Set("dbnl.namespace_id", namespace)
-	repl.Set("dbnl.namespace_role", nsRole)
-	repl.Set("dbnl.token_id", id.tokenID)
-	repl.Set("dbnl.token_fingerprint", id.fingerprint)
+	repl.Set("http.auth.user.id", g.userIDValue)
+	repl.Set("dbnl.user_id", g.userIDValue)
+	repl.Set("dbnl.org_role", g.orgRoleValue)
+	repl.Set("dbnl.permissions", permissionsValue)
+	repl.Set("dbnl.namespace_id", namespaceValue)
+	repl.Set("dbnl.namespace_role", nsRoleValue)
+	repl.Set("dbnl.token_id", id.tokenIDValue)
+	repl.Set("dbnl.token_fingerprint", id.fingerprintValue)
 
 	return next.ServeHTTP(w, r)
 }

@@ -132,11 +132,17 @@ type grants struct {
 	orgPermissions string // sorted, comma-separated
 	namespaceRoles string // ns=role, sorted, comma-separated
 	namespaces     map[string]namespaceGrants
+
+	// the same values as placeholder values, boxed once here rather
+	// than on every request
+	userIDValue, orgRoleValue, orgPermissionsValue any
 }
 
 type namespaceGrants struct {
 	role        string
 	permissions string // org and namespace permissions, sorted
+
+	roleValue, permissionsValue any
 }
 
 // newGrants renders p. p must have passed validate, so no value holds a
@@ -155,12 +161,16 @@ func newGrants(p *Permissions) *grants {
 			continue
 		}
 		roles = append(roles, ns.NamespaceID+"="+ns.Role)
+		perms := joinSorted(slices.Concat(p.OrgPermissions, ns.Permissions))
 		g.namespaces[ns.NamespaceID] = namespaceGrants{
-			role:        ns.Role,
-			permissions: joinSorted(slices.Concat(p.OrgPermissions, ns.Permissions)),
+			role:             ns.Role,
+			permissions:      perms,
+			roleValue:        ns.Role,
+			permissionsValue: perms,
 		}
 	}
 	g.namespaceRoles = joinSorted(roles)
+	g.userIDValue, g.orgRoleValue, g.orgPermissionsValue = g.userID, g.orgRole, g.orgPermissions
 	return g
 }
 

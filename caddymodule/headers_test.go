@@ -198,8 +198,15 @@ func TestNewGrants(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := newGrants(tt.in); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("got %+v, want %+v", got, tt.want)
+			// the placeholder values are the strings, boxed
+			want := tt.want
+			want.userIDValue, want.orgRoleValue, want.orgPermissionsValue = want.userID, want.orgRole, want.orgPermissions
+			for id, ns := range want.namespaces {
+				ns.roleValue, ns.permissionsValue = ns.role, ns.permissions
+				want.namespaces[id] = ns
+			}
+			if got := newGrants(tt.in); !reflect.DeepEqual(got, want) {
+				t.Errorf("got %+v, want %+v", got, want)
 			}
 		})
 	}

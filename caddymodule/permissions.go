@@ -115,9 +115,9 @@ type resolver struct {
 var errLookup = errors.New("permissions lookup failed")
 
 // resolve returns user's permissions from the cache or, on a miss, from
-// the users API, with authorization as the request's credentials.
+// the users API, with token as the call's bearer credentials.
 // Concurrent misses for one user share a single call.
-func (r *resolver) resolve(ctx context.Context, user, authorization string) (*grants, error) {
+func (r *resolver) resolve(ctx context.Context, user, token string) (*grants, error) {
 	if e, ok := r.cache.Get(user); ok && r.now().Before(e.expires) {
 		return e.grants, e.denied
 	}
@@ -134,7 +134,7 @@ func (r *resolver) resolve(ctx context.Context, user, authorization string) (*gr
 		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
 		defer cancel()
 
-		perms, err := r.fetch(callCtx, user, authorization)
+		perms, err := r.fetch(callCtx, user, token)
 		if err != nil && err != errUserNotActive {
 			// lookup failures and answers about this one token (401,
 			// 403) are not kept: the next request asks again
@@ -161,7 +161,7 @@ func (r *resolver) resolve(ctx context.Context, user, authorization string) (*gr
 }
 
 // fetch makes one call to the users API.
-func (r *resolver) fetch(ctx context.Context, user, authorization string) (*Permissions, error) {
+func (r *resolver) fetch(ctx context.Context, user, token string) (*Permissions, error) {
 	start := time.Now()
 	logFailure := func(err error, status int) {
 		r.logger.Error("permissions lookup failed",
@@ -187,8 +187,8 @@ func (r *resolver) fetch(ctx context.Context, user, authorization string) (*Perm
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "dbnl-gateway")
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 
 	resp, err := r.client.Do(req)

@@ -120,7 +120,7 @@ func TestPermissionsInactiveUserCached(t *testing.T) {
 			h := newTestHandler(t, api, func(h *Handler) { h.now = clock.now })
 
 			for i := range 2 {
-				_, err := h.resolver.resolve(context.Background(), tt.user, "Bearer x")
+				_, err := h.resolver.resolve(context.Background(), tt.user, "x")
 				if !errors.Is(err, errUserNotActive) {
 					t.Fatalf("lookup %d: got error %v, want %v", i, err, errUserNotActive)
 				}
@@ -143,7 +143,7 @@ func TestPermissionsInactiveUserCached(t *testing.T) {
 
 			// the denial expires with the TTL like an answer
 			clock.advance(defaultPermissionsTTL)
-			_, _ = h.resolver.resolve(context.Background(), tt.user, "Bearer x")
+			_, _ = h.resolver.resolve(context.Background(), tt.user, "x")
 			if got := api.calls.Load(); got != 2 {
 				t.Errorf("after the TTL: got %d users-API calls, want 2", got)
 			}
@@ -224,7 +224,7 @@ func TestPermissionsFailureNotCached(t *testing.T) {
 			api.setFailure(tt.status, tt.body, 0)
 			h := newTestHandler(t, api, nil)
 
-			if _, err := h.resolver.resolve(context.Background(), "user_123", "Bearer x"); !errors.Is(err, errLookup) {
+			if _, err := h.resolver.resolve(context.Background(), "user_123", "x"); !errors.Is(err, errLookup) {
 				t.Errorf("got error %v, want %v", err, errLookup)
 			}
 
@@ -251,7 +251,7 @@ func TestPermissionsTrailingBracket(t *testing.T) {
 			api := newUsersAPI(t)
 			api.setFailure(0, unitPermissionsBody+trailer, 0)
 			h := newTestHandler(t, api, nil)
-			if _, err := h.resolver.resolve(context.Background(), "user_123", "Bearer x"); !errors.Is(err, errLookup) {
+			if _, err := h.resolver.resolve(context.Background(), "user_123", "x"); !errors.Is(err, errLookup) {
 				t.Errorf("got error %v, want %v", err, errLookup)
 			}
 		})
@@ -276,7 +276,7 @@ func TestPermissionsBodyLimit(t *testing.T) {
 			api := newUsersAPI(t)
 			api.setFailure(0, tt.body, 0)
 			h := newTestHandler(t, api, nil)
-			if _, err := h.resolver.resolve(context.Background(), "user_123", "Bearer x"); !errors.Is(err, tt.wantErr) {
+			if _, err := h.resolver.resolve(context.Background(), "user_123", "x"); !errors.Is(err, tt.wantErr) {
 				t.Errorf("got error %v, want %v", err, tt.wantErr)
 			}
 		})
@@ -319,7 +319,7 @@ func TestPermissionsTimeout(t *testing.T) {
 		h.PermissionsTimeout = caddy.Duration(50 * time.Millisecond)
 	})
 	start := time.Now()
-	_, err := h.resolver.resolve(context.Background(), "user_123", "Bearer x")
+	_, err := h.resolver.resolve(context.Background(), "user_123", "x")
 	if !errors.Is(err, errLookup) {
 		t.Errorf("got error %v, want %v", err, errLookup)
 	}
@@ -342,7 +342,7 @@ func TestPermissionsSingleflight(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = h.resolver.resolve(context.Background(), "user_123", "Bearer x")
+			_, errs[i] = h.resolver.resolve(context.Background(), "user_123", "x")
 		}()
 	}
 	wg.Wait()
