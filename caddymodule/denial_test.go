@@ -345,7 +345,7 @@ func TestLookupFailureLogs(t *testing.T) {
 		wantErr    string
 	}{
 		{name: "status 500", status: 500, wantStatus: 500, wantErr: "unexpected status"},
-		{name: "connection dropped", url: dropper.URL + "/v0/users/{user}/permissions", wantErr: "EOF"},
+		{name: "connection dropped", url: dropper.URL + "/v0/users/{user}/permissions", wantErr: "connection closed by the users API"},
 		{name: "timeout", delay: 2 * time.Second, wantErr: "timeout"},
 	}
 	for _, tt := range tests {

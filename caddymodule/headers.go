@@ -183,8 +183,9 @@ func joinSorted(list []string) string {
 }
 
 // requestNamespace returns the SDK's namespace_id query parameter. A
-// request naming two different namespaces is refused: the gateway and
-// the platform might each pick a different one.
+// request naming it twice with different values, an empty one
+// included, is refused: the gateway and the platform might each pick a
+// different one.
 func requestNamespace(u *url.URL) (string, error) {
 	if u == nil || u.RawQuery == "" {
 		return "", nil
@@ -196,15 +197,13 @@ func requestNamespace(u *url.URL) (string, error) {
 		return "", errBadQuery
 	}
 	values := query["namespace_id"]
-	var ns string
-	for _, v := range values {
-		if v == "" {
-			continue
-		}
-		if ns != "" && v != ns {
+	if len(values) == 0 {
+		return "", nil
+	}
+	for _, v := range values[1:] {
+		if v != values[0] {
 			return "", errAmbiguousNamespace
 		}
-		ns = v
 	}
-	return ns, nil
+	return values[0], nil
 }

@@ -235,8 +235,12 @@ func TestRequestNamespace(t *testing.T) {
 		{name: "among others", query: "a=1&namespace_id=ns_1&b=2", want: "ns_1"},
 		{name: "repeated same", query: "namespace_id=ns_1&namespace_id=ns_1", want: "ns_1"},
 		{name: "empty value", query: "namespace_id=", want: ""},
-		{name: "empty and one", query: "namespace_id=&namespace_id=ns_1", want: "ns_1"},
-		{name: "one and empty", query: "namespace_id=ns_1&namespace_id=", want: "ns_1"},
+		// a platform taking the first or the last value would read no
+		// namespace while the gateway granted ns_1's permissions
+		{name: "empty and one", query: "namespace_id=&namespace_id=ns_1", wantErr: errAmbiguousNamespace},
+		{name: "one and empty", query: "namespace_id=ns_1&namespace_id=", wantErr: errAmbiguousNamespace},
+		{name: "semicolon", query: "a=1;namespace_id=ns_2&namespace_id=ns_1", wantErr: errBadQuery},
+		{name: "bad escape", query: "q=100%", wantErr: errBadQuery},
 		{name: "conflicting", query: "namespace_id=ns_1&namespace_id=ns_2", wantErr: errAmbiguousNamespace},
 		{name: "conflicting after same", query: "namespace_id=ns_1&namespace_id=ns_1&namespace_id=ns_2", wantErr: errAmbiguousNamespace},
 		{name: "encoded key", query: "namespace%5Fid=ns_1", want: "ns_1"},

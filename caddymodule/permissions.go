@@ -3,6 +3,7 @@ package dbnlauth
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -122,11 +124,34 @@ func (r *resolver) resolve(ctx context.Context, user, token string) (*grants, er
 		return e.grants, e.denied
 	}
 
-	ch := r.group.DoChan(user, func() (any, error) {
+	res, err := r.lookup(ctx, user, user, token)
+	if err == errTokenRefused && res != nil && res.token != token {
+		// the users API refused the token of the request that made
+		// the shared call, which says nothing about ours: ask with
+		// ours, sharing only with requests holding the same token
+		res, err = r.lookup(ctx, user+"\x00"+token, user, token)
+	}
+	if res == nil {
+		return nil, err
+	}
+	return res.grants, err
+}
+
+// lookupResult is what one shared users-API call found.
+type lookupResult struct {
+	grants *grants
+	token  string // the token the call was made with
+}
+
+// lookup asks the users API about user with token, sharing the call
+// with every concurrent lookup of the same key. An answer about the
+// user is cached; a failure or a refusal of the token is not.
+func (r *resolver) lookup(ctx context.Context, key, user, token string) (*lookupResult, error) {
+	ch := r.group.DoChan(key, func() (any, error) {
 		// a request that arrived while the previous call finished
 		// may find a fresh entry here
 		if e, ok := r.cache.Get(user); ok && r.now().Before(e.expires) {
-			return e, nil
+			return &lookupResult{grants: e.grants}, e.denied
 		}
 
 		// the call outlives any one waiting request: a client that
@@ -135,26 +160,23 @@ func (r *resolver) resolve(ctx context.Context, user, token string) (*grants, er
 		defer cancel()
 
 		perms, err := r.fetch(callCtx, user, token)
+		res := &lookupResult{token: token}
 		if err != nil && err != errUserNotActive {
 			// lookup failures and answers about this one token (401,
 			// 403) are not kept: the next request asks again
-			return nil, err
+			return res, err
 		}
-		e := &cachedPermissions{denied: err, expires: r.now().Add(r.ttl)}
 		if perms != nil {
-			e.grants = newGrants(perms)
+			res.grants = newGrants(perms)
 		}
-		r.cache.Add(user, e)
-		return e, nil
+		r.cache.Add(user, &cachedPermissions{grants: res.grants, denied: err, expires: r.now().Add(r.ttl)})
+		return res, err
 	})
 
 	select {
 	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		e := res.Val.(*cachedPermissions)
-		return e.grants, e.denied
+		lr, _ := res.Val.(*lookupResult)
+		return lr, res.Err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -182,7 +204,7 @@ func (r *resolver) fetch(ctx context.Context, user, token string) (*Permissions,
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, expandUserURL(r.urlTemplate, user), nil)
 	if err != nil {
-		logFailure(err, 0)
+		logFailure(errors.New("building the request: invalid permissions_url"), 0)
 		return nil, errLookup
 	}
 	req.Header.Set("Accept", "application/json")
@@ -193,7 +215,7 @@ func (r *resolver) fetch(ctx context.Context, user, token string) (*Permissions,
 
 	resp, err := r.client.Do(req)
 	if err != nil {
-		logFailure(redactURLError(err), 0)
+		logFailure(describeTransportError(err), 0)
 		return nil, errLookup
 	}
 	defer resp.Body.Close()
@@ -218,7 +240,7 @@ func (r *resolver) fetch(ctx context.Context, user, token string) (*Permissions,
 	// an oversized one
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPermissionsBody+1))
 	if err != nil {
-		logFailure(fmt.Errorf("reading body: %w", redactURLError(err)), resp.StatusCode)
+		logFailure(fmt.Errorf("reading body: %w", describeTransportError(err)), resp.StatusCode)
 		return nil, errLookup
 	}
 	if len(body) > maxPermissionsBody {
@@ -277,19 +299,33 @@ func escapeSegment(s string) string {
 	return b.String()
 }
 
-// redactURLError drops the URL from a client error: the URL holds the
-// user id, which the log line already has, and may hold credentials
-// the operator put in permissions_url.
-func redactURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		var ne net.Error
-		if errors.As(ue.Err, &ne) && ne.Timeout() {
-			return errors.New("timeout")
-		}
-		return ue.Err
+// describeTransportError names the kind of a failed users-API call.
+// The error's own text is never logged: it may quote the URL, which
+// holds the user id and maybe credentials, or bytes of a malformed
+// response, which a broken users API could fill with the request's
+// Authorization header.
+func describeTransportError(err error) error {
+	var ne net.Error
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return errors.New("timeout")
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return errors.New("connection refused")
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("connection closed by the users API")
+	case errors.As(err, &dnsErr):
+		return errors.New("host name lookup failed")
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return errors.New("cannot connect")
 	}
-	return err
+	var certErr *tls.CertificateVerificationError
+	var recordErr tls.RecordHeaderError
+	if errors.As(err, &certErr) || errors.As(err, &recordErr) {
+		return errors.New("tls handshake failed")
+	}
+	return errors.New("malformed response or transport error")
 }
 
 func isDenial(err error) bool {

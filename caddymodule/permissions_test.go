@@ -1,13 +1,17 @@
 package dbnlauth
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -541,5 +545,95 @@ func TestPermissionsValidate(t *testing.T) {
 				t.Errorf("got error %v, want it to contain %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestPermissionsRefusalNotSharedWithOtherTokens checks that a request
+// waiting on another token's users-API call does not inherit that
+// token's refusal: a good token arriving while a refused token of the
+// same user is being looked up is asked about on its own.
+func TestPermissionsRefusalNotSharedWithOtherTokens(t *testing.T) {
+	refusedClaims := validClaims("user_123")
+	refusedClaims["jti"] = "tok-refused"
+	refused := signToken(t, "HS256", refusedClaims, nil)
+	good := signToken(t, "HS256", validClaims("user_123"), nil)
+
+	answer := `{"user_id":"user_123","org_role":"org_reader","org_permissions":["users.read"]}`
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if r.Header.Get("Authorization") == "Bearer "+refused {
+			// hold the refused call open so the good request joins it
+			time.Sleep(300 * time.Millisecond)
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		_, _ = w.Write([]byte(answer))
+	}))
+	t.Cleanup(srv.Close)
+	h := newTestHandler(t, newUsersAPI(t), func(h *Handler) {
+		h.PermissionsURL = srv.URL + "/v0/users/{user}/permissions"
+	})
+
+	refusedDone := make(chan int)
+	go func() {
+		w, _, _ := serve(t, h, bearer("/", refused))
+		refusedDone <- w.Code
+	}()
+	time.Sleep(100 * time.Millisecond)
+	w, next, _ := serve(t, h, bearer("/", good))
+	if w.Code != http.StatusOK || !next.called {
+		t.Errorf("good token during a refused lookup: got status %d, want 200", w.Code)
+	}
+	if code := <-refusedDone; code != http.StatusUnauthorized {
+		t.Errorf("refused token: got status %d, want 401", code)
+	}
+	if got := calls.Load(); got != 2 {
+		t.Errorf("got %d users-API calls, want 2 (one per token)", got)
+	}
+}
+
+// TestPermissionsMalformedResponseNotLogged checks that a users API
+// answering with a malformed response that quotes the request's
+// Authorization header cannot get the token into the error log.
+func TestPermissionsMalformedResponseNotLogged(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				// a header line without a colon, made of the token
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n"+req.Header.Get("Authorization")+"\r\n\r\n")
+			}(c)
+		}
+	}()
+
+	h := newTestHandler(t, newUsersAPI(t), func(h *Handler) {
+		h.PermissionsURL = "http://" + ln.Addr().String() + "/v0/users/{user}/permissions"
+	})
+	logs := unitObserve(h)
+	tok := signToken(t, "HS256", validClaims("user_123"), nil)
+	w, next, _ := serve(t, h, bearer("/", tok))
+	if w.Code != http.StatusServiceUnavailable || next.called {
+		t.Fatalf("got status %d, next called %v; want 503", w.Code, next.called)
+	}
+	if logs.FilterMessage("permissions lookup failed").Len() != 1 {
+		t.Fatalf("got no failure log entry:\n%s", unitLogText(logs))
+	}
+	sig := tok[strings.LastIndexByte(tok, '.')+1:]
+	if text := unitLogText(logs); strings.Contains(text, sig) {
+		t.Errorf("the token's signature reached the log:\n%s", text)
 	}
 }
