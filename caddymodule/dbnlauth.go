@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -37,6 +38,9 @@ const (
 	defaultTokenCacheSize       = 100_000
 	defaultHeaderPrefix         = "X-Dbnl-"
 	defaultMaxTokenBytes        = 8 << 10
+
+	minHeaderPrefix  = 4
+	minMaxTokenBytes = 128
 )
 
 // Handler authenticates dbnl personal access tokens and sets trusted
@@ -149,16 +153,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.now = time.Now
 	}
 	h.setDefaults()
-	for name, n := range map[string]int{
-		"permissions_cache_size": h.PermissionsCacheSize,
-		"permissions_in_flight":  h.PermissionsInFlight,
-		"token_cache_size":       h.TokenCacheSize,
-		"max_token_bytes":        h.MaxTokenBytes,
+	for _, f := range []struct {
+		name string
+		n    int
+	}{
+		{"permissions_cache_size", h.PermissionsCacheSize},
+		{"permissions_in_flight", h.PermissionsInFlight},
+		{"token_cache_size", h.TokenCacheSize},
+		{"max_token_bytes", h.MaxTokenBytes},
 	} {
 		// checked here, not in Validate, because the caches and the
 		// slot channel are built from them below
-		if n < 0 {
-			return fmt.Errorf("%s: must not be negative", name)
+		if f.n < 0 {
+			return fmt.Errorf("%s: must not be negative", f.name)
 		}
 	}
 
@@ -275,6 +282,20 @@ func (h *Handler) Validate() error {
 	if u.User != nil {
 		return errors.New("permissions_url: must not carry credentials")
 	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("permissions_url: invalid port %q", p)
+		}
+	}
+	if _, err := url.ParseQuery(u.RawQuery); err != nil {
+		return errors.New("permissions_url: the query string does not parse")
+	}
+	switch h.UserClaim {
+	case "exp", "nbf", "iat", "aud":
+		// none of these is a string naming a user; every token
+		// would be refused
+		return fmt.Errorf("user_claim: %q is not a user id claim", h.UserClaim)
+	}
 	if h.Leeway != nil && *h.Leeway < 0 {
 		return errors.New("leeway: must not be negative")
 	}
@@ -288,6 +309,16 @@ func (h *Handler) Validate() error {
 	}
 	if !httpguts.ValidHeaderFieldName(h.HeaderPrefix) {
 		return fmt.Errorf("header_prefix: %q is not a valid header name prefix", h.HeaderPrefix)
+	}
+	if len(h.HeaderPrefix) < minHeaderPrefix {
+		// every header starting with the prefix is deleted: "X-"
+		// would take X-Forwarded-For and X-Request-Id with it
+		return fmt.Errorf("header_prefix: %q is too short; use at least %d characters, such as X-Dbnl-",
+			h.HeaderPrefix, minHeaderPrefix)
+	}
+	if h.MaxTokenBytes > 0 && h.MaxTokenBytes < minMaxTokenBytes {
+		return fmt.Errorf("max_token_bytes: %d is too small for any signed token; use at least %d",
+			h.MaxTokenBytes, minMaxTokenBytes)
 	}
 	return nil
 }

@@ -513,6 +513,21 @@ func TestProvisionErrors(t *testing.T) {
 			want: []string{"header_prefix", `"X Dbnl-"`}},
 		{name: "header_prefix with newline", configure: func(h *Handler) { h.HeaderPrefix = "X-Dbnl\n" },
 			want: []string{"header_prefix"}},
+		{name: "header_prefix too short", configure: func(h *Handler) { h.HeaderPrefix = "X-" },
+			want: []string{"header_prefix", "too short"}},
+		{name: "max_token_bytes too small", configure: func(h *Handler) { h.MaxTokenBytes = 10 },
+			want: []string{"max_token_bytes: 10 is too small"}},
+		{name: "permissions_url port out of range", configure: func(h *Handler) {
+			h.PermissionsURL = "http://127.0.0.1:99999999/v0/users/{user}/permissions"
+		}, want: []string{"permissions_url: invalid port"}},
+		{name: "permissions_url bad query escape", configure: func(h *Handler) {
+			h.PermissionsURL = "http://127.0.0.1:9080/v0/users/{user}/permissions?key=%zz"
+		}, want: []string{"permissions_url: the query string does not parse"}},
+		{name: "user_claim exp", configure: func(h *Handler) { h.UserClaim = "exp" },
+			want: []string{`user_claim: "exp" is not a user id claim`}},
+		{name: "several negative numbers name the first", configure: func(h *Handler) {
+			h.PermissionsCacheSize, h.MaxTokenBytes = -1, -1
+		}, want: []string{"permissions_cache_size: must not be negative"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
