@@ -206,9 +206,40 @@ cleanup() {
 		wait "$pid" 2>/dev/null || true
 	done
 }
+# interrupted reports a Ctrl-C (or a closed terminal, or a kill) and
+# exits with the usual 128+signal status; the EXIT trap then stops the
+# servers
+# shellcheck disable=SC2317 # run by the INT, TERM and HUP traps
+interrupted() {
+	if ((${#pids[@]} > 0)); then
+		printf '\ndemo.sh: %s; stopping the gateway and the platform\n' "$1" >&2
+	else
+		printf '\ndemo.sh: %s\n' "$1" >&2
+	fi
+	exit "$2"
+}
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'interrupted "interrupted" 130' INT
+trap 'interrupted "terminated" 143' TERM
+trap 'interrupted "terminal closed" 129' HUP
+
+# start_server LOG CMD...: starts CMD in the background, its output in
+# LOG, and sets server_pid. With setsid (util-linux) CMD runs in a session
+# of its own, outside the terminal's process group: a Ctrl-C then reaches
+# only this script, whose traps stop the servers by pid, instead of
+# killing them behind its back. A background job of a script is never a
+# process group leader, so setsid execs CMD in place and $! is CMD's pid.
+start_server() {
+	local log=$1
+	shift
+	if command -v setsid >/dev/null; then
+		setsid "$@" >"$log" 2>&1 </dev/null &
+	else
+		"$@" >"$log" 2>&1 </dev/null &
+	fi
+	server_pid=$!
+	pids+=("$server_pid")
+}
 
 say "building"
 mkdir -p bin "$logdir"
@@ -225,13 +256,12 @@ if [[ $demo_secret == 1 ]]; then
 	note "DBNL_PAT_SECRET is unset: using the DEMO-ONLY secret from examples/demo.sh"
 fi
 
-bin/platform -listen "$DBNL_PLATFORM_ADDR" -users examples/platform/users.json \
-	>"$logdir/platform.log" 2>&1 &
-platform_pid=$!
-pids+=("$platform_pid")
-bin/dbnl-gateway run --config Caddyfile --adapter caddyfile >"$logdir/gateway.log" 2>&1 &
-gateway_pid=$!
-pids+=("$gateway_pid")
+start_server "$logdir/platform.log" \
+	bin/platform -listen "$DBNL_PLATFORM_ADDR" -users examples/platform/users.json
+platform_pid=$server_pid
+start_server "$logdir/gateway.log" \
+	bin/dbnl-gateway run --config Caddyfile --adapter caddyfile
+gateway_pid=$server_pid
 
 wait_ready platform "$platform_pid" "$platform/v0/spec.json" "$logdir/platform.log"
 wait_ready gateway "$gateway_pid" "$gateway/v0/spec.json" "$logdir/gateway.log"

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 // from. The dbnl_auth examples read the same one with {env.DBNL_PAT_SECRET}.
 const defaultSecretEnv = "DBNL_PAT_SECRET"
 
-// minHMACSecretBytes is the secret length below which mint warns: RFC 7518
+// minHMACSecretBytes is the shortest HMAC secret mint signs with, the same
+// limit the dbnl_auth handler enforces when it loads its config: RFC 7518
 // asks for a key at least as long as the hash output, 32 bytes for HS256.
 const minHMACSecretBytes = 32
 
@@ -93,10 +95,11 @@ func mintToken(opts mintOptions, env patEnv) (string, []string, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("--alg: %w", err)
 	}
-	key, warnings, err := signingKey(opts, alg, env)
+	key, err := signingKey(opts, alg, env)
 	if err != nil {
 		return "", nil, err
 	}
+	var warnings []string
 	if exp := claims["exp"].(int64); exp <= now.Unix() {
 		warnings = append(warnings, "the token is already expired")
 	}
@@ -115,49 +118,62 @@ func mintToken(opts mintOptions, env patEnv) (string, []string, error) {
 
 // signingKey returns the key alg signs with: the HMAC secret from the
 // environment, or the private key in --key.
-func signingKey(opts mintOptions, alg algorithm, env patEnv) (any, []string, error) {
+func signingKey(opts mintOptions, alg algorithm, env patEnv) (any, error) {
 	if alg.kind == kindHMAC {
 		if opts.keyFile != "" {
-			return nil, nil, fmt.Errorf("--key: %s signs with an HMAC secret, not a key file; "+
+			return nil, fmt.Errorf("--key: %s signs with an HMAC secret, not a key file; "+
 				"put the secret in the environment variable named by --hmac-secret-env", alg.name)
 		}
-		name := opts.secretEnv
-		if name == "" {
-			return nil, nil, errors.New("--hmac-secret-env: want the name of an environment variable, got an empty string")
-		}
-		if strings.ContainsAny(name, "= \t\n") {
-			// a secret pasted here would be in shell history; say so
-			// without echoing what was typed
-			return nil, nil, errors.New("--hmac-secret-env: takes the name of an environment variable, " +
-				"not the secret itself")
-		}
-
-		// the secret itself is never a flag value: flags land in shell
-		// history and in `ps` output for every user on the host
-		secret := env.getenv(name)
-		if secret == "" {
-			return nil, nil, fmt.Errorf("--hmac-secret-env: environment variable %s is not set or is empty", name)
-		}
-		var warnings []string
-		if len(secret) < minHMACSecretBytes {
-			warnings = append(warnings, fmt.Sprintf("the HMAC secret in %s is shorter than %d bytes; use at least %d random bytes",
-				name, minHMACSecretBytes, minHMACSecretBytes))
-		}
-		return []byte(secret), warnings, nil
+		return hmacSecret(opts.secretEnv, env)
 	}
 
 	if opts.secretSet {
-		return nil, nil, fmt.Errorf("--hmac-secret-env: %s signs with a private key, not an HMAC secret; "+
+		return nil, fmt.Errorf("--hmac-secret-env: %s signs with a private key, not an HMAC secret; "+
 			"use --key", alg.name)
 	}
 	if opts.keyFile == "" {
-		return nil, nil, fmt.Errorf("--key: %s needs a PEM private key file (%s)", alg.name, alg.kind)
+		return nil, fmt.Errorf("--key: %s needs a PEM private key file (%s)", alg.name, alg.kind)
 	}
 	key, err := loadPrivateKey(opts.keyFile, alg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--key: %w", err)
+		return nil, fmt.Errorf("--key: %w", err)
 	}
-	return key, nil, nil
+	return key, nil
+}
+
+// envNamePattern matches what mint accepts as an environment variable
+// name: a POSIX shell name of at most 64 characters.
+var envNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+// hmacSecret returns the HMAC secret held by the environment variable
+// name. Its errors name the variable but never contain the secret, nor
+// a flag value that does not look like a variable name.
+func hmacSecret(name string, env patEnv) ([]byte, error) {
+	if name == "" {
+		return nil, errors.New("--hmac-secret-env: want the name of an environment variable, got an empty string")
+	}
+	if !envNamePattern.MatchString(name) {
+		// whatever else was typed here may well be the secret itself,
+		// pasted in place of the name: echoing it would copy it into
+		// terminal scrollback and CI logs, so say what is wrong without it
+		return nil, errors.New("--hmac-secret-env: takes the name of an environment variable, not a value")
+	}
+
+	// the secret itself is never a flag value: flags land in shell
+	// history and in `ps` output for every user on the host
+	secret := env.getenv(name)
+	if secret == "" {
+		return nil, fmt.Errorf("--hmac-secret-env: environment variable %s is not set or is empty", name)
+	}
+
+	// refuse what the gateway would refuse at config load, so every
+	// minted token is one some gateway can verify
+	if len(secret) < minHMACSecretBytes {
+		return nil, fmt.Errorf("--hmac-secret-env: the secret in %s is %d bytes; the gateway requires "+
+			"at least %d (make one with 'openssl rand -hex 32')",
+			name, len(secret), minHMACSecretBytes)
+	}
+	return []byte(secret), nil
 }
 
 // buildClaims returns the token's claims as of now. Times are whole Unix

@@ -207,9 +207,15 @@ func TestMintOptions(t *testing.T) {
 			want: map[string]any{"sub": "user_123"},
 		},
 		{
-			name:       "short secret warns",
-			vars:       map[string]string{defaultSecretEnv: "tiny-k3y"},
-			wantStderr: "warning: the HMAC secret in DBNL_PAT_SECRET is shorter than 32 bytes",
+			name: "secret of exactly 32 bytes",
+			vars: map[string]string{defaultSecretEnv: strings.Repeat("k", 32)},
+			want: map[string]any{"sub": "user_123"},
+		},
+		{
+			name: "secret variable with a 64-character name",
+			vars: map[string]string{longEnvName: testSecret},
+			args: []string{"--hmac-secret-env", longEnvName},
+			want: map[string]any{"sub": "user_123"},
 		},
 		{
 			name: "lowercase algorithm",
@@ -231,7 +237,7 @@ func TestMintOptions(t *testing.T) {
 			if !strings.Contains(stderr, tt.wantStderr) || (tt.wantStderr == "" && stderr != "") {
 				t.Errorf("got stderr %q, want %q", stderr, tt.wantStderr)
 			}
-			secret := vars[defaultSecretEnv] + vars["OTHER_SECRET"]
+			secret := vars[defaultSecretEnv] + vars["OTHER_SECRET"] + vars[longEnvName]
 			if strings.Contains(stderr, secret) {
 				t.Errorf("got stderr %q, want it free of the secret", stderr)
 			}
@@ -302,7 +308,12 @@ func TestMintErrors(t *testing.T) {
 		{name: "missing named secret", args: []string{"--user", "u", "--hmac-secret-env", "MY_SECRET"},
 			wantErr: "--hmac-secret-env: environment variable MY_SECRET is not set or is empty"},
 		{name: "secret pasted as flag", args: []string{"--user", "u", "--hmac-secret-env", "s3cr3t value"},
-			wantErr: "--hmac-secret-env: takes the name of an environment variable, not the secret itself"},
+			wantErr: "--hmac-secret-env: takes the name of an environment variable, not a value"},
+		{name: "short secret", vars: map[string]string{defaultSecretEnv: "tiny-k3y"}, args: []string{"--user", "u"},
+			wantErr: "--hmac-secret-env: the secret in DBNL_PAT_SECRET is 8 bytes; the gateway requires at least 32"},
+		{name: "short named secret", vars: map[string]string{"MY_SECRET": strings.Repeat("k", 31)},
+			args:    []string{"--user", "u", "--hmac-secret-env", "MY_SECRET"},
+			wantErr: "--hmac-secret-env: the secret in MY_SECRET is 31 bytes; the gateway requires at least 32"},
 		{name: "empty secret env name", args: []string{"--user", "u", "--hmac-secret-env", ""},
 			wantErr: "--hmac-secret-env: want the name of an environment variable"},
 		{name: "key with hmac", args: []string{"--user", "u", "--key", rsaKey},
@@ -373,6 +384,69 @@ func TestMintErrors(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), testSecret) || strings.Contains(err.Error(), "s3cr3t") {
 				t.Errorf("got error %q, want it free of the secret", err)
+			}
+		})
+	}
+}
+
+// longEnvName is an environment variable name of the greatest length
+// --hmac-secret-env accepts, 64 characters.
+var longEnvName = "A" + strings.Repeat("_1", 31) + "Z"
+
+// TestMintNeverEchoesSecret checks that a secret pasted into
+// --hmac-secret-env in place of a variable name, or held by a variable
+// but too short to use, never appears in anything mint prints or
+// returns: an error message ends up in terminal scrollback and CI logs.
+func TestMintNeverEchoesSecret(t *testing.T) {
+	const notAName = "--hmac-secret-env: takes the name of an environment variable, not a value"
+
+	tests := []struct {
+		name    string
+		vars    map[string]string
+		flag    string // --hmac-secret-env value; "" leaves the flag out
+		secret  string // must appear nowhere in the output
+		wantErr string
+	}{
+		{name: "hex secret with letters", flag: "0123456789abcdefSEKRIT0123456789abcdef",
+			secret: "SEKRIT", wantErr: notAName},
+		{name: "secret starting with a digit", flag: "9SEKRIT_value",
+			secret: "SEKRIT", wantErr: notAName},
+		{name: "secret with a dash", flag: "SEKRIT-value",
+			secret: "SEKRIT", wantErr: notAName},
+		{name: "base64 secret", flag: "U0VLUklUc2VrcmV0+/==",
+			secret: "U0VLUklU", wantErr: notAName},
+		{name: "assignment", flag: "DBNL_PAT_SECRET=SEKRIT",
+			secret: "SEKRIT", wantErr: notAName},
+		{name: "secret with a newline", flag: "SEKRIT\n",
+			secret: "SEKRIT", wantErr: notAName},
+		{name: "non-ascii secret", flag: "SEKRITé",
+			secret: "SEKRIT", wantErr: notAName},
+		{name: "name one character too long", flag: longEnvName + "X",
+			secret: longEnvName, wantErr: notAName},
+		{name: "short secret in the default variable",
+			vars:   map[string]string{defaultSecretEnv: "SEKRIT-short"},
+			secret: "SEKRIT", wantErr: "--hmac-secret-env: the secret in DBNL_PAT_SECRET is 12 bytes"},
+		{name: "short secret in a named variable",
+			vars: map[string]string{"MY_SECRET": "SEKRIT-31-bytes-long-0123456789"[:31]},
+			flag: "MY_SECRET", secret: "SEKRIT",
+			wantErr: "--hmac-secret-env: the secret in MY_SECRET is 31 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"mint", "--user", "u"}
+			if tt.flag != "" {
+				args = append(args, "--hmac-secret-env", tt.flag)
+			}
+			stdout, stderr, err := runPAT(t, testEnv(tt.vars), "", args...)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
+			}
+			for _, out := range []struct{ name, text string }{
+				{"error", err.Error()}, {"stdout", stdout}, {"stderr", stderr},
+			} {
+				if strings.Contains(out.text, tt.secret) {
+					t.Errorf("got %s %q, want it free of the secret", out.name, out.text)
+				}
 			}
 		})
 	}

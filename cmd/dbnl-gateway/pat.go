@@ -65,7 +65,8 @@ The token carries the user id in sub (or in --user-claim), iat, exp, a
 random jti, and iss, aud, nbf and extra string claims when asked.
 
 HMAC algorithms (HS256, HS384, HS512) read the secret from the environment
-variable named by --hmac-secret-env, DBNL_PAT_SECRET by default. The other
+variable named by --hmac-secret-env, DBNL_PAT_SECRET by default; like the
+gateway, mint refuses a secret shorter than 32 bytes. The other
 algorithms sign with the PEM private key in --key (PKCS#8, PKCS#1 RSA or
 SEC1 EC; 'pat keygen' makes one): RSA keys for RS* and PS*, ECDSA P-256,
 P-384 and P-521 keys for ES256, ES384 and ES512, Ed25519 keys for EdDSA.

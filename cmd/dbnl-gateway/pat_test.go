@@ -24,7 +24,7 @@ import (
 var fixedNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // testSecret is the HMAC secret the tests sign with. It is long enough
-// that mint does not warn about it.
+// that mint accepts it.
 const testSecret = "test-secret-0123456789abcdef0123456789"
 
 // testEnv returns a patEnv on the fixed clock whose environment holds
