@@ -258,6 +258,10 @@ func (r *resolver) fetch(ctx context.Context, user, token string) (*Permissions,
 		logFailure(errors.New("decoding body: trailing data"), resp.StatusCode)
 		return nil, errLookup
 	}
+	if err := checkKeys(json.NewDecoder(bytes.NewReader(body))); err != nil {
+		logFailure(fmt.Errorf("decoding body: %w", err), resp.StatusCode)
+		return nil, errLookup
+	}
 	if err := p.validate(user); err != nil {
 		logFailure(fmt.Errorf("invalid body: %w", err), resp.StatusCode)
 		return nil, errLookup
@@ -266,6 +270,53 @@ func (r *resolver) fetch(ctx context.Context, user, token string) (*Permissions,
 		return nil, errUserNotActive
 	}
 	return &p, nil
+}
+
+// checkKeys refuses a JSON document in which an object has two keys
+// that are equal ignoring case. encoding/json matches keys to fields
+// without regard to case and lets the last one win, so
+// {"disabled":true,"Disabled":false} would decode as an active user,
+// while another reader of the same answer might see a disabled one.
+func checkKeys(dec *json.Decoder) error {
+	var walk func() error
+	walk = func() error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'):
+			var keys []string
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key, _ := kt.(string)
+				for _, k := range keys {
+					if strings.EqualFold(k, key) {
+						return errors.New("an object repeats a key")
+					}
+				}
+				keys = append(keys, key)
+				if err := walk(); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk(); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		}
+		return nil
+	}
+	return walk()
 }
 
 // expandUserURL replaces {user} in template with user, escaped so that

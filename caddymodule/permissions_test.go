@@ -637,3 +637,43 @@ func TestPermissionsMalformedResponseNotLogged(t *testing.T) {
 		t.Errorf("the token's signature reached the log:\n%s", text)
 	}
 }
+
+// TestPermissionsRepeatedKeysRefused checks that a users-API answer
+// whose objects repeat a key, in the same or another case, fails the
+// lookup: encoding/json would quietly keep the last one.
+func TestPermissionsRepeatedKeysRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		ok   bool
+	}{
+		{name: "plain", ok: true,
+			body: `{"user_id":"user_123","org_role":"org_reader","disabled":false}`},
+		{name: "disabled twice in two cases",
+			body: `{"user_id":"user_123","org_role":"org_reader","disabled":true,"Disabled":false}`},
+		{name: "user_id twice",
+			body: `{"user_id":"user_123","user_id":"user_123","org_role":"org_reader"}`},
+		{name: "role twice inside a namespace",
+			body: `{"user_id":"user_123","namespaces":[{"namespace_id":"ns_1","role":"namespace_reader","ROLE":"namespace_admin"}]}`},
+		{name: "same key in sibling objects", ok: true,
+			body: `{"user_id":"user_123","namespaces":[{"namespace_id":"ns_1","role":"r"},{"namespace_id":"ns_2","role":"r"}]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := newUsersAPI(t)
+			api.setFailure(0, tt.body, 0)
+			h := newTestHandler(t, api, nil)
+			tok := signToken(t, "HS256", validClaims("user_123"), nil)
+			w, next, _ := serve(t, h, bearer("/v0/projects", tok))
+			if tt.ok {
+				if w.Code != http.StatusOK || !next.called {
+					t.Errorf("got status %d, want 200", w.Code)
+				}
+				return
+			}
+			if w.Code != http.StatusServiceUnavailable || next.called {
+				t.Errorf("got status %d, next called %v; want 503", w.Code, next.called)
+			}
+		})
+	}
+}
