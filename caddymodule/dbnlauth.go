@@ -300,11 +300,11 @@ func (h *Handler) Validate() error {
 		return errors.New("leeway: must not be negative")
 	}
 	// a bare JSON number is read as nanoseconds; nothing this short
-	// is meant
-	if h.PermissionsTTL < 0 || (h.PermissionsTTL > 0 && h.PermissionsTTL < caddy.Duration(time.Millisecond)) {
+	// is meant. Zero means the default.
+	if tooShort(h.PermissionsTTL) {
 		return errors.New("permissions_ttl: must be at least 1ms (write a unit, such as 5s)")
 	}
-	if h.PermissionsTimeout < 0 || (h.PermissionsTimeout > 0 && h.PermissionsTimeout < caddy.Duration(time.Millisecond)) {
+	if tooShort(h.PermissionsTimeout) {
 		return errors.New("permissions_timeout: must be at least 1ms (write a unit, such as 2s)")
 	}
 	if !httpguts.ValidHeaderFieldName(h.HeaderPrefix) {
@@ -464,6 +464,11 @@ func newUsersAPIClient(timeout time.Duration, inFlight int) *http.Client {
 			return http.ErrUseLastResponse
 		},
 	}
+}
+
+// tooShort reports whether d is negative or between zero and 1ms.
+func tooShort(d caddy.Duration) bool {
+	return d < 0 || (d > 0 && d < caddy.Duration(time.Millisecond))
 }
 
 // checkKIDs refuses two keys with the same kid.
