@@ -291,9 +291,10 @@ func (h *Handler) Validate() error {
 		return errors.New("permissions_url: the query string does not parse")
 	}
 	switch h.UserClaim {
-	case "exp", "nbf", "iat", "aud":
-		// none of these is a string naming a user; every token
-		// would be refused
+	case "exp", "nbf", "iat", "aud", "iss", "jti":
+		// none of these names a user: the numeric ones would refuse
+		// every token, the others would make every issuer or token
+		// a user of its own
 		return fmt.Errorf("user_claim: %q is not a user id claim", h.UserClaim)
 	}
 	if h.Leeway != nil && *h.Leeway < 0 {
@@ -420,11 +421,12 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Repla
 	}
 
 	if ce := h.logger.Check(zapcore.DebugLevel, "request denied"); ce != nil {
+		// no path: a client may have put a token there, and the
+		// access log, with the operator's filters, already has it
 		fields := []zap.Field{
 			zap.String("reason", d.reason),
 			zap.Int("status", d.status),
 			zap.String("method", r.Method),
-			zap.String("uri", r.URL.Path),
 		}
 		if id != nil {
 			fields = append(fields, zap.String("user_id", id.userID))

@@ -525,6 +525,8 @@ func TestProvisionErrors(t *testing.T) {
 		}, want: []string{"permissions_url: the query string does not parse"}},
 		{name: "user_claim exp", configure: func(h *Handler) { h.UserClaim = "exp" },
 			want: []string{`user_claim: "exp" is not a user id claim`}},
+		{name: "user_claim iss", configure: func(h *Handler) { h.UserClaim = "iss" },
+			want: []string{`user_claim: "iss" is not a user id claim`}},
 		{name: "several negative numbers name the first", configure: func(h *Handler) {
 			h.PermissionsCacheSize, h.MaxTokenBytes = -1, -1
 		}, want: []string{"permissions_cache_size: must not be negative"}},

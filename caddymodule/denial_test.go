@@ -289,7 +289,6 @@ func TestDenyLogs(t *testing.T) {
 		"reason":            "ambiguous_namespace",
 		"status":            int64(400),
 		"method":            "GET",
-		"uri":               "/v0/projects",
 		"user_id":           "user_123",
 		"token_id":          "tok-1",
 		"token_fingerprint": fp,

@@ -262,6 +262,15 @@ func (r *resolver) fetch(ctx context.Context, user, token string) (*Permissions,
 		logFailure(fmt.Errorf("decoding body: %w", err), resp.StatusCode)
 		return nil, errLookup
 	}
+	// encoding/json reads "disabled": null as false; a users API that
+	// says null has not said the user is active
+	var probe struct {
+		Disabled json.RawMessage `json:"disabled"`
+	}
+	if json.Unmarshal(body, &probe) == nil && string(probe.Disabled) == "null" {
+		logFailure(errors.New("decoding body: disabled is null"), resp.StatusCode)
+		return nil, errLookup
+	}
 	if err := p.validate(user); err != nil {
 		logFailure(fmt.Errorf("invalid body: %w", err), resp.StatusCode)
 		return nil, errLookup

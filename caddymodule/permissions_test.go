@@ -655,6 +655,10 @@ func TestPermissionsRepeatedKeysRefused(t *testing.T) {
 			body: `{"user_id":"user_123","user_id":"user_123","org_role":"org_reader"}`},
 		{name: "role twice inside a namespace",
 			body: `{"user_id":"user_123","namespaces":[{"namespace_id":"ns_1","role":"namespace_reader","ROLE":"namespace_admin"}]}`},
+		{name: "disabled null",
+			body: `{"user_id":"user_123","org_role":"org_reader","disabled":null}`},
+		{name: "disabled absent", ok: true,
+			body: `{"user_id":"user_123","org_role":"org_reader"}`},
 		{name: "same key in sibling objects", ok: true,
 			body: `{"user_id":"user_123","namespaces":[{"namespace_id":"ns_1","role":"r"},{"namespace_id":"ns_2","role":"r"}]}`},
 	}

@@ -145,6 +145,10 @@ func signingKey(opts mintOptions, alg algorithm, env patEnv) (any, error) {
 // name: a POSIX shell name of at most 64 characters.
 var envNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
+// conventionalEnvName matches the upper-case names that errors may
+// echo: short enough and shaped unlike a random secret.
+var conventionalEnvName = regexp.MustCompile(`^[A-Z_][A-Z0-9_]{0,31}$`)
+
 // hmacSecret returns the HMAC secret held by the environment variable
 // name. Its errors name the variable but never contain the secret, nor
 // a flag value that does not look like a variable name.
@@ -163,6 +167,12 @@ func hmacSecret(name string, env patEnv) ([]byte, error) {
 	// history and in `ps` output for every user on the host
 	secret := env.getenv(name)
 	if secret == "" {
+		// a secret pasted here can still look like a name (a hex
+		// string starting with a letter does), so the name is echoed
+		// only when it reads like the conventional upper-case kind
+		if !conventionalEnvName.MatchString(name) {
+			return nil, errors.New("--hmac-secret-env: the environment variable it names is not set or is empty")
+		}
 		return nil, fmt.Errorf("--hmac-secret-env: environment variable %s is not set or is empty", name)
 	}
 

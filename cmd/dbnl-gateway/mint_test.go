@@ -423,6 +423,15 @@ func TestMintNeverEchoesSecret(t *testing.T) {
 			secret: "SEKRIT", wantErr: notAName},
 		{name: "name one character too long", flag: longEnvName + "X",
 			secret: longEnvName, wantErr: notAName},
+		// openssl rand -hex 32 starts with a letter about a third of
+		// the time, and then reads as a shell name
+		{name: "hex secret shaped like a name",
+			flag:    "ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12",
+			secret:  "ab12cd34",
+			wantErr: "--hmac-secret-env: the environment variable it names is not set or is empty"},
+		{name: "lower-case alphanumeric secret",
+			flag: "sekritvalue", secret: "sekrit",
+			wantErr: "--hmac-secret-env: the environment variable it names is not set or is empty"},
 		{name: "short secret in the default variable",
 			vars:   map[string]string{defaultSecretEnv: "SEKRIT-short"},
 			secret: "SEKRIT", wantErr: "--hmac-secret-env: the secret in DBNL_PAT_SECRET is 12 bytes"},
