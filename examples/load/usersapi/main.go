@@ -18,23 +18,9 @@ import (
 	"strings"
 	"sync"
 
+	dbnlauth "github.com/dbnlai/dbnl-gateway/caddymodule"
 	"github.com/dbnlai/dbnl-gateway/examples/load/internal/serve"
 )
-
-// permissions is the users API's answer, as the gateway reads it.
-type permissions struct {
-	UserID         string      `json:"user_id"`
-	OrgRole        string      `json:"org_role"`
-	OrgPermissions []string    `json:"org_permissions"`
-	Namespaces     []namespace `json:"namespaces"`
-	Disabled       bool        `json:"disabled"`
-}
-
-type namespace struct {
-	NamespaceID string   `json:"namespace_id"`
-	Role        string   `json:"role"`
-	Permissions []string `json:"permissions"`
-}
 
 // counter counts calls per user.
 type counter struct {
@@ -86,13 +72,13 @@ func main() {
 		user := r.PathValue("user")
 		c.add(user, strings.HasPrefix(r.Header.Get("Authorization"), "Bearer "))
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(permissions{
+		_ = json.NewEncoder(w).Encode(dbnlauth.Permissions{
 			UserID:         user,
 			OrgRole:        "org_reader",
 			OrgPermissions: []string{"users.read"},
-			Namespaces: []namespace{
-				{"ns_1", "namespace_writer", []string{"projects.read", "projects.write"}},
-				{"ns_2", "namespace_reader", []string{"projects.read"}},
+			Namespaces: []dbnlauth.NamespaceGrant{
+				{NamespaceID: "ns_1", Role: "namespace_writer", Permissions: []string{"projects.read", "projects.write"}},
+				{NamespaceID: "ns_2", Role: "namespace_reader", Permissions: []string{"projects.read"}},
 			},
 		})
 	})
