@@ -108,6 +108,11 @@ func (s *server) permissions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	s.writePermissions(w, user)
+}
+
+// writePermissions answers with user's permissions document, or 404.
+func (s *server) writePermissions(w http.ResponseWriter, user string) {
 	p, ok := s.users.Permissions(user)
 	if !ok {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no user %q", user))
@@ -122,12 +127,7 @@ func (s *server) me(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p, ok := s.users.Permissions(user)
-	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no user %q", user))
-		return
-	}
-	writeJSON(w, http.StatusOK, p)
+	s.writePermissions(w, user)
 }
 
 // spec serves a small OpenAPI document describing the stand-in.
