@@ -241,6 +241,53 @@ func FuzzStripHeaders(f *testing.F) {
 	})
 }
 
+// FuzzRequestNamespace feeds random query strings to requestNamespace
+// and holds it to the same answers as a reading of the query through
+// url.ParseQuery: the namespace_id value, or which denial.
+func FuzzRequestNamespace(f *testing.F) {
+	f.Add("namespace_id=ns_1")
+	f.Add("namespace_id=ns_1&namespace_id=ns_1&limit=50")
+	f.Add("namespace_id=&namespace_id=ns_1")
+	f.Add("namespace%5Fid=ns_2&namespace_id=ns_1")
+	f.Add("namespace_id=ns%5F1&namespace_id=ns_1")
+	f.Add("namespace_id=ns_1;namespace_id=ns_2")
+	f.Add("a=%zz&namespace_id=ns_1")
+	f.Add("namespace_id=a+b&namespace_id=a%20b")
+	f.Add("%=&&=&namespace_id")
+	f.Add("namespace_id=%4")
+	f.Add(strings.Repeat("&", maxQueryParams))
+
+	f.Fuzz(func(t *testing.T, query string) {
+		want, wantErr := fzNamespaceByParseQuery(query)
+		got, err := requestNamespace(&url.URL{RawQuery: query})
+		if err != wantErr || got != want {
+			t.Errorf("requestNamespace(%q) = %q, %v; want %q, %v", query, got, err, want, wantErr)
+		}
+	})
+}
+
+// fzNamespaceByParseQuery is requestNamespace written over
+// url.ParseQuery, as the reference the fuzzer compares against.
+func fzNamespaceByParseQuery(query string) (string, error) {
+	if query == "" {
+		return "", nil
+	}
+	values, err := url.ParseQuery(query)
+	if err != nil {
+		return "", errBadQuery
+	}
+	ns := values["namespace_id"]
+	for _, v := range ns {
+		if v != ns[0] {
+			return "", errAmbiguousNamespace
+		}
+	}
+	if len(ns) == 0 {
+		return "", nil
+	}
+	return ns[0], nil
+}
+
 // FuzzCaddyfile feeds random Caddyfile text to UnmarshalCaddyfile. It
 // must not panic; a config it accepts survives a JSON round trip and
 // has no negative number. (caddyfile.NewTestDispenser exits the process

@@ -182,28 +182,89 @@ func joinSorted(list []string) string {
 	return strings.Join(slices.Compact(s), ",")
 }
 
+// maxQueryParams is the most query parameters a request may carry: the
+// number url.ParseQuery accepts by default, so that the gateway refuses
+// what a Go platform would fail to parse.
+const maxQueryParams = 10000
+
 // requestNamespace returns the SDK's namespace_id query parameter. A
-// request naming it twice with different values, an empty one
-// included, is refused: the gateway and the platform might each pick a
-// different one.
+// query that does not parse is refused whole, since url.Query drops the
+// pairs it cannot read (those joined by ';', bad escapes) while a
+// platform may still read them; so is one naming namespace_id twice
+// with different values, an empty one included, since the gateway and
+// the platform might each pick a different one.
+//
+// It reads the query as url.ParseQuery does, without building a map of
+// every parameter on every request; a fuzz test holds the two to the
+// same answers.
 func requestNamespace(u *url.URL) (string, error) {
 	if u == nil || u.RawQuery == "" {
 		return "", nil
 	}
-	// url.Query drops the pairs it cannot parse, such as those
-	// joined by ';', which a platform may still read: refuse them
-	query, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
+	q := u.RawQuery
+	if strings.Count(q, "&") >= maxQueryParams {
 		return "", errBadQuery
 	}
-	values := query["namespace_id"]
-	if len(values) == 0 {
-		return "", nil
-	}
-	for _, v := range values[1:] {
-		if v != values[0] {
-			return "", errAmbiguousNamespace
+	var namespace string
+	found, ambiguous := false, false
+	for q != "" {
+		var pair string
+		pair, q, _ = strings.Cut(q, "&")
+		if strings.Contains(pair, ";") {
+			return "", errBadQuery
 		}
+		if pair == "" {
+			continue
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		if !validEscapes(key) || !validEscapes(value) {
+			return "", errBadQuery
+		}
+		if !isNamespaceKey(key) {
+			continue
+		}
+		// without an escape or a '+' this returns value itself
+		v, err := url.QueryUnescape(value)
+		if err != nil {
+			return "", errBadQuery
+		}
+		if found && v != namespace {
+			ambiguous = true
+		}
+		namespace, found = v, true
 	}
-	return values[0], nil
+	if ambiguous {
+		return "", errAmbiguousNamespace
+	}
+	return namespace, nil
+}
+
+// isNamespaceKey reports whether the query key, as sent, decodes to
+// namespace_id.
+func isNamespaceKey(key string) bool {
+	if !strings.ContainsAny(key, "%+") {
+		return key == "namespace_id"
+	}
+	k, err := url.QueryUnescape(key)
+	return err == nil && k == "namespace_id"
+}
+
+// validEscapes reports whether every '%' in s starts a two-digit hex
+// escape, which is all url.QueryUnescape checks.
+func validEscapes(s string) bool {
+	for i := strings.IndexByte(s, '%'); i >= 0; {
+		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return false
+		}
+		next := strings.IndexByte(s[i+3:], '%')
+		if next < 0 {
+			break
+		}
+		i += 3 + next
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
