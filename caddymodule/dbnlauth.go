@@ -371,37 +371,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		hs.strip(r.Trailer)
 		r.Body = &trailerStripper{ReadCloser: r.Body, trailer: r.Trailer, headers: hs}
 	}
-	r.Header.Set(hs.userID, g.userID)
-	if g.orgRole != "" {
-		r.Header.Set(hs.orgRole, g.orgRole)
+	ns, inNamespace := g.namespaces[namespace]
+	inNamespace = inNamespace && namespace != ""
+	var nsGrants *namespaceGrants
+	permissionsValue, namespaceValue, nsRoleValue := g.orgPermissionsValue, any(""), any("")
+	if inNamespace {
+		nsGrants = &ns
+		permissionsValue, namespaceValue, nsRoleValue = ns.permissionsValue, ns.idValue, ns.roleValue
 	}
-	permissions, permissionsValue := g.orgPermissions, g.orgPermissionsValue
-	var namespaceValue, nsRoleValue any = "", ""
-	if ns, ok := g.namespaces[namespace]; ok && namespace != "" {
-		permissions, permissionsValue = ns.permissions, ns.permissionsValue
-		namespaceValue, nsRoleValue = namespace, ns.roleValue
-		r.Header.Set(hs.namespaceID, namespace)
-		r.Header.Set(hs.namespaceRole, ns.role)
-	}
-	r.Header.Set(hs.permissions, permissions)
-	if g.namespaceRoles != "" {
-		r.Header.Set(hs.namespaceRoles, g.namespaceRoles)
-	}
-	if id.tokenID != "" {
-		r.Header.Set(hs.tokenID, id.tokenID)
-	}
+	hs.set(r.Header, g, namespace, nsGrants, id.tokenID)
 	if h.StripAuthorization {
 		r.Header.Del("Authorization")
 	}
 
-	repl.Set("http.auth.user.id", g.userIDValue)
-	repl.Set("dbnl.user_id", g.userIDValue)
-	repl.Set("dbnl.org_role", g.orgRoleValue)
-	repl.Set("dbnl.permissions", permissionsValue)
-	repl.Set("dbnl.namespace_id", namespaceValue)
-	repl.Set("dbnl.namespace_role", nsRoleValue)
-	repl.Set("dbnl.token_id", id.tokenIDValue)
-	repl.Set("dbnl.token_fingerprint", id.fingerprintValue)
+	installPlaceholders(repl, placeholderFunc(g, id, permissionsValue, namespaceValue, nsRoleValue))
 
 	return next.ServeHTTP(w, r)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/x509"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -316,6 +317,58 @@ func TestServeHTTPPlaceholders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeHTTPPlaceholdersLastAuthenticationWins checks that the
+// placeholders show the last authentication of a request: over a user
+// id another handler set before, and over an earlier pass of dbnl_auth
+// on the same request.
+func TestServeHTTPPlaceholdersLastAuthenticationWins(t *testing.T) {
+	h := newTestHandler(t, newUsersAPI(t), nil)
+	first := signToken(t, "HS256", validClaims("user_123"), nil)
+	claims := validClaims("user_123")
+	claims["jti"] = "tok-2"
+	second := signToken(t, "HS256", claims, nil)
+	secondFP, _ := tokenFingerprint(second)
+
+	run := func(t *testing.T, repl *caddy.Replacer, target, token string) {
+		t.Helper()
+		r := bearer(target, token)
+		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, &nextRecorder{}); err != nil || w.Code != http.StatusOK {
+			t.Fatalf("got status %d, error %v; want 200", w.Code, err)
+		}
+	}
+	check := func(t *testing.T, repl *caddy.Replacer, want map[string]string) {
+		t.Helper()
+		for name, want := range want {
+			if got, _ := repl.GetString(name); got != want {
+				t.Errorf("got {%s} %q, want %q", name, got, want)
+			}
+		}
+	}
+
+	t.Run("user id set before", func(t *testing.T) {
+		repl := caddy.NewReplacer()
+		repl.Set("http.auth.user.id", "basic_user")
+		run(t, repl, "/v0/projects?namespace_id=ns_1", second)
+		check(t, repl, map[string]string{
+			"http.auth.user.id": "user_123", "dbnl.user_id": "user_123",
+			"dbnl.token_id": "tok-2", "dbnl.token_fingerprint": secondFP,
+			"dbnl.namespace_id": "ns_1", "dbnl.namespace_role": "namespace_writer",
+		})
+	})
+	t.Run("dbnl_auth twice", func(t *testing.T) {
+		repl := caddy.NewReplacer()
+		run(t, repl, "/v0/projects?namespace_id=ns_1", first)
+		run(t, repl, "/v0/projects?namespace_id=ns_2", second)
+		check(t, repl, map[string]string{
+			"http.auth.user.id": "user_123", "dbnl.token_id": "tok-2",
+			"dbnl.token_fingerprint": secondFP, "dbnl.namespace_id": "ns_2",
+			"dbnl.namespace_role": "namespace_reader", "dbnl.permissions": "projects.read,users.read",
+		})
+	})
 }
 
 func TestServeHTTPConflictingNamespace(t *testing.T) {

@@ -19,6 +19,9 @@ type headerSet struct {
 	namespaceRoles, tokenID string
 }
 
+// identityHeaders is how many headers headerSet names.
+const identityHeaders = 7
+
 func newHeaderSet(prefix string) headerSet {
 	name := func(s string) string { return textproto.CanonicalMIMEHeaderKey(prefix + s) }
 	return headerSet{
@@ -106,6 +109,37 @@ func (hs headerSet) stripConnection(h http.Header) {
 	h["Connection"] = []string{strings.Join(kept, ", ")}
 }
 
+// set sets the identity headers of g in h: those of namespace when ns,
+// the user's grants there, is not nil. The values share one array, each
+// slice capped at its own element: one allocation, and a handler
+// appending to one value cannot write over the next. The names are
+// canonical already, so no Set is needed to canonicalize them.
+func (hs headerSet) set(h http.Header, g *grants, namespace string, ns *namespaceGrants, tokenID string) {
+	values := make([]string, 0, identityHeaders)
+	add := func(name, value string) {
+		values = append(values, value)
+		n := len(values)
+		h[name] = values[n-1 : n : n]
+	}
+	add(hs.userID, g.userID)
+	if g.orgRole != "" {
+		add(hs.orgRole, g.orgRole)
+	}
+	permissions := g.orgPermissions
+	if ns != nil {
+		permissions = ns.permissions
+		add(hs.namespaceID, namespace)
+		add(hs.namespaceRole, ns.role)
+	}
+	add(hs.permissions, permissions)
+	if g.namespaceRoles != "" {
+		add(hs.namespaceRoles, g.namespaceRoles)
+	}
+	if tokenID != "" {
+		add(hs.tokenID, tokenID)
+	}
+}
+
 // trailerStripper strips identity headers from a request's trailers
 // once its body has been read: net/http fills r.Trailer only at the end
 // of the body, long after ServeHTTP ran, and reverse_proxy forwards what
@@ -142,7 +176,7 @@ type namespaceGrants struct {
 	role        string
 	permissions string // org and namespace permissions, sorted
 
-	roleValue, permissionsValue any
+	idValue, roleValue, permissionsValue any
 }
 
 // newGrants renders p. p must have passed validate, so no value holds a
@@ -163,6 +197,7 @@ func newGrants(p *Permissions) *grants {
 		roles = append(roles, ns.NamespaceID+"="+ns.Role)
 		perms := joinSorted(slices.Concat(p.OrgPermissions, ns.Permissions))
 		g.namespaces[ns.NamespaceID] = namespaceGrants{
+			idValue:          ns.NamespaceID,
 			role:             ns.Role,
 			permissions:      perms,
 			roleValue:        ns.Role,

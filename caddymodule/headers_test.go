@@ -202,7 +202,7 @@ func TestNewGrants(t *testing.T) {
 			want := tt.want
 			want.userIDValue, want.orgRoleValue, want.orgPermissionsValue = want.userID, want.orgRole, want.orgPermissions
 			for id, ns := range want.namespaces {
-				ns.roleValue, ns.permissionsValue = ns.role, ns.permissions
+				ns.idValue, ns.roleValue, ns.permissionsValue = id, ns.role, ns.permissions
 				want.namespaces[id] = ns
 			}
 			if got := newGrants(tt.in); !reflect.DeepEqual(got, want) {
@@ -267,4 +267,40 @@ func TestRequestNamespace(t *testing.T) {
 			t.Errorf("got %q, %v; want empty and no error", got, err)
 		}
 	})
+}
+
+// TestHeaderSetValuesCapped checks that the identity header values,
+// which share one array, cannot be written over through one another: a
+// handler appending to one value must not change the next.
+func TestHeaderSetValuesCapped(t *testing.T) {
+	hs := newHeaderSet(defaultHeaderPrefix)
+	g := newGrants(&Permissions{
+		UserID: "user_123", OrgRole: "org_reader", OrgPermissions: []string{"users.read"},
+		Namespaces: []NamespaceGrant{{NamespaceID: "ns_1", Role: "namespace_writer", Permissions: []string{"projects.read"}}},
+	})
+	ns := g.namespaces["ns_1"]
+	h := http.Header{}
+	hs.set(h, g, "ns_1", &ns, "tok-1")
+
+	want := http.Header{
+		"X-Dbnl-User-Id":         {"user_123"},
+		"X-Dbnl-Org-Role":        {"org_reader"},
+		"X-Dbnl-Namespace-Id":    {"ns_1"},
+		"X-Dbnl-Namespace-Role":  {"namespace_writer"},
+		"X-Dbnl-Permissions":     {"projects.read,users.read"},
+		"X-Dbnl-Namespace-Roles": {"ns_1=namespace_writer"},
+		"X-Dbnl-Token-Id":        {"tok-1"},
+	}
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("got %v, want %v", h, want)
+	}
+	for name := range want {
+		h[name] = append(h[name], "appended")
+		h.Add(name, "added")
+	}
+	for name, values := range want {
+		if got := h[name]; len(got) != 3 || got[0] != values[0] {
+			t.Errorf("got %s = %q, want %q then the two additions", name, got, values[0])
+		}
+	}
 }
