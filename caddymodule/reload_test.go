@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -36,27 +35,28 @@ func rldHandlerVariant(apiURL string, i int) map[string]any {
 	return h
 }
 
-// rldMigratesRequests reports whether the kernel moves connections
-// queued on a closing SO_REUSEPORT listener to another listener of the
-// group (Linux net.ipv4.tcp_migrate_req, 5.14 and later).
-func rldMigratesRequests() bool {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_migrate_req")
-	return err == nil && strings.TrimSpace(string(b)) == "1"
-}
-
 // rldRun runs 4 workers of valid requests for 16 users for about 6s,
 // calling reload with 1, 2, ... 5 at one-second intervals meanwhile,
 // and checks that every request passed for its user and that after
 // each reload a new connection sees the new config.
 //
-// On Linux, Caddy opens the new config's listener beside the old one
-// (SO_REUSEPORT) and closes the old one a moment after the reload
-// returns. A connection the kernel queued on the old listener in that
-// moment is reset before any request is read, unless the kernel
-// migrates it (net.ipv4.tcp_migrate_req=1). That happens with or
-// without dbnl_auth in the route and no dbnl_auth code runs for it, so
-// such a request is sent again and counted; with migration on, none
-// may happen. Every answer, though, must be a 200 for the right user.
+// A reload can still drop a connection in two ways, both in Caddy's
+// and Go's server code, with or without dbnl_auth in the route, and
+// before any dbnl_auth code runs for the request:
+//
+//   - On Linux, Caddy opens the new config's listener beside the old
+//     one (SO_REUSEPORT) and closes the old one a moment after the
+//     reload returns; a connection the kernel queued on the old
+//     listener in that moment is reset, unless the kernel migrates it
+//     (net.ipv4.tcp_migrate_req=1).
+//   - The old server's Shutdown closes, unanswered, a connection whose
+//     request it reads once shutting down has begun (net/http's
+//     conn.serve does so on purpose). Even listeners that share one
+//     socket across reloads (bind fd/N) see this.
+//
+// So a request on a dropped connection is sent again and counted, and
+// the drops are bounded; every answer must be a 200 for the right
+// user.
 func rldRun(t *testing.T, url string, platform *fltPlatform, reload func(i int) error) {
 	t.Helper()
 	const (
@@ -135,12 +135,9 @@ func rldRun(t *testing.T, url string, platform *fltPlatform, reload func(i int) 
 		t.Errorf("sent only %d requests during the reloads, want at least 100", ty.sent.Load())
 	}
 	drops := ty.dropped.Load() + int64(len(probeDrops))
-	switch {
-	case drops > 0 && rldMigratesRequests():
-		t.Errorf("got %d connections dropped with net.ipv4.tcp_migrate_req=1, want 0; first: %s; probes: %s",
-			drops, strings.Join(ty.drops, "; "), strings.Join(probeDrops, "; "))
-	case drops > workers*reloads:
-		t.Errorf("got %d connections dropped, want at most %d (one per worker and reload)", drops, workers*reloads)
+	if drops > workers*reloads {
+		t.Errorf("got %d connections dropped, want at most %d (one per worker and reload); first: %s; probes: %s",
+			drops, workers*reloads, strings.Join(ty.drops, "; "), strings.Join(probeDrops, "; "))
 	}
 }
 
