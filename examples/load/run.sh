@@ -11,6 +11,8 @@
 #   proxy_headers plain reverse_proxy plus the seven X-Dbnl-* headers
 #                 dbnl_auth sets, added with request_header (what the
 #                 headers cost without the module)
+#   proxy_one_header  plain reverse_proxy plus about as many bytes in one
+#                 header (whether the cost is in the bytes or the fields)
 #   hs256 rs256   dbnl_auth, hot caches: a token already verified and
 #   es256 eddsa   permissions cached (TTL HOT_TTL seconds)
 #   cold-ttl      dbnl_auth with permissions_ttl 1ms, one user
@@ -28,7 +30,7 @@
 # Settings (environment):
 #   DURATION=10 REPS=3 WARMUP=1 CONNS=16 THREADS=1 HOT_TTL=5
 #   USERS=5000 USERS_CACHE=1000 PORT_BASE=19100
-#   SCENARIOS="proxy proxy_headers hs256 rs256 es256 eddsa cold-ttl cold-users forward_auth"
+#   SCENARIOS="proxy proxy_headers proxy_one_header hs256 rs256 es256 eddsa cold-ttl cold-users forward_auth"
 #                (even rounds run them in reverse order)
 #   OUT=<file>   also write the report there
 #   NO_BUILD=1   use the binaries already in bin/
@@ -48,7 +50,7 @@ HOT_TTL=${HOT_TTL:-5}
 USERS=${USERS:-5000}
 USERS_CACHE=${USERS_CACHE:-1000}
 PORT_BASE=${PORT_BASE:-19100}
-SCENARIOS=${SCENARIOS:-"proxy proxy_headers hs256 rs256 es256 eddsa cold-ttl cold-users forward_auth"}
+SCENARIOS=${SCENARIOS:-"proxy proxy_headers proxy_one_header hs256 rs256 es256 eddsa cold-ttl cold-users forward_auth"}
 OUT=${OUT:-}
 
 for n in DURATION REPS WARMUP CONNS THREADS HOT_TTL USERS USERS_CACHE PORT_BASE; do
@@ -89,11 +91,12 @@ USERS_PORT=$((PORT_BASE + 1))
 AUTHSVC_PORT=$((PORT_BASE + 2))
 PROXY_PORT=$((PORT_BASE + 10))
 PROXY_HEADERS_PORT=$((PORT_BASE + 15))
+PROXY_ONE_HEADER_PORT=$((PORT_BASE + 16))
 HOT_PORT=$((PORT_BASE + 11))
 COLD_TTL_PORT=$((PORT_BASE + 12))
 COLD_USERS_PORT=$((PORT_BASE + 13))
 FORWARD_PORT=$((PORT_BASE + 14))
-ALL_PORTS="$UPSTREAM_PORT $USERS_PORT $AUTHSVC_PORT $PROXY_PORT $PROXY_HEADERS_PORT $HOT_PORT $COLD_TTL_PORT $COLD_USERS_PORT $FORWARD_PORT"
+ALL_PORTS="$UPSTREAM_PORT $USERS_PORT $AUTHSVC_PORT $PROXY_PORT $PROXY_HEADERS_PORT $PROXY_ONE_HEADER_PORT $HOT_PORT $COLD_TTL_PORT $COLD_USERS_PORT $FORWARD_PORT"
 
 # --- processes: started here, stopped by PID --------------------------------
 
@@ -181,13 +184,13 @@ start authsvc "$AUTHSVC_PORT" bin/load/authsvc -listen "127.0.0.1:$AUTHSVC_PORT"
 
 export LOAD_UPSTREAM_PORT=$UPSTREAM_PORT LOAD_USERS_PORT=$USERS_PORT \
 	LOAD_AUTHSVC_PORT=$AUTHSVC_PORT LOAD_PROXY_PORT=$PROXY_PORT \
-	LOAD_PROXY_HEADERS_PORT=$PROXY_HEADERS_PORT \
+	LOAD_PROXY_HEADERS_PORT=$PROXY_HEADERS_PORT LOAD_PROXY_ONE_HEADER_PORT=$PROXY_ONE_HEADER_PORT \
 	LOAD_HOT_PORT=$HOT_PORT LOAD_COLD_TTL_PORT=$COLD_TTL_PORT \
 	LOAD_COLD_USERS_PORT=$COLD_USERS_PORT LOAD_FORWARD_PORT=$FORWARD_PORT \
 	LOAD_KEYS=$KEYS LOAD_HOT_TTL=${HOT_TTL}s LOAD_USERS_CACHE=$USERS_CACHE
 start gateway "$FORWARD_PORT" "${GATEWAY_BIN:-bin/dbnl-gateway}" run \
 	--config "$HERE/Caddyfile" --adapter caddyfile
-for p in $PROXY_PORT $PROXY_HEADERS_PORT $HOT_PORT $COLD_TTL_PORT $COLD_USERS_PORT; do
+for p in $PROXY_PORT $PROXY_HEADERS_PORT $PROXY_ONE_HEADER_PORT $HOT_PORT $COLD_TTL_PORT $COLD_USERS_PORT; do
 	port_open "$p" || { echo "run.sh: gateway is not listening on $p" >&2; exit 1; }
 done
 
@@ -199,6 +202,7 @@ scenario() {
 	case $1 in
 	proxy) PORT=$PROXY_PORT TOKENS=$KEYS/hs256.tok ;;
 	proxy_headers) PORT=$PROXY_HEADERS_PORT TOKENS=$KEYS/hs256.tok ;;
+	proxy_one_header) PORT=$PROXY_ONE_HEADER_PORT TOKENS=$KEYS/hs256.tok ;;
 	hs256) PORT=$HOT_PORT TOKENS=$KEYS/hs256.tok ;;
 	rs256) PORT=$HOT_PORT TOKENS=$KEYS/rs256.tok ;;
 	es256) PORT=$HOT_PORT TOKENS=$KEYS/es256.tok ;;
