@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -349,6 +350,21 @@ func TestServeHTTPPlaceholdersLastAuthenticationWins(t *testing.T) {
 		}
 	}
 
+	t.Run("first authentication", func(t *testing.T) {
+		// a replacer as Caddy's server makes one, with its {http.*}
+		// provider: the values come from our provider, not from
+		// Set, so deleting set values leaves them answered
+		repl := caddyhttp.NewTestReplacer(httptest.NewRequest(http.MethodGet, "/", nil))
+		run(t, repl, "/v0/projects?namespace_id=ns_1", second)
+		for _, key := range placeholderKeys {
+			repl.Delete(key)
+		}
+		check(t, repl, map[string]string{
+			"http.auth.user.id": "user_123", "dbnl.user_id": "user_123",
+			"dbnl.token_id": "tok-2", "dbnl.token_fingerprint": secondFP,
+			"dbnl.namespace_id": "ns_1", "dbnl.namespace_role": "namespace_writer",
+		})
+	})
 	t.Run("user id set before", func(t *testing.T) {
 		repl := caddy.NewReplacer()
 		repl.Set("http.auth.user.id", "basic_user")
