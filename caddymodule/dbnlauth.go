@@ -384,9 +384,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		r.Header.Del("Authorization")
 	}
 
-	installPlaceholders(repl, placeholderFunc(g, id, permissionsValue, namespaceValue, nsRoleValue))
+	setPlaceholders(repl, g, id, permissionsValue, namespaceValue, nsRoleValue)
 
 	return next.ServeHTTP(w, r)
+}
+
+// setPlaceholders sets the placeholders of a request that passed. The
+// values were boxed when the permissions and the token were cached, so
+// setting them allocates nothing but the replacer's own map.
+//
+// They are set rather than answered by a provider of our own: values
+// set on a replacer take precedence over every provider, so nothing an
+// earlier handler put on the request (a map directive writing to
+// {dbnl.user_id}, another authentication) can stand in for ours.
+func setPlaceholders(repl *caddy.Replacer, g *grants, id *identity, permissions, namespace, namespaceRole any) {
+	repl.Set("http.auth.user.id", g.userIDValue)
+	repl.Set("dbnl.user_id", g.userIDValue)
+	repl.Set("dbnl.org_role", g.orgRoleValue)
+	repl.Set("dbnl.permissions", permissions)
+	repl.Set("dbnl.namespace_id", namespace)
+	repl.Set("dbnl.namespace_role", namespaceRole)
+	repl.Set("dbnl.token_id", id.tokenIDValue)
+	repl.Set("dbnl.token_fingerprint", id.fingerprintValue)
 }
 
 // deny answers the request with err, a *denial, and logs why. Client

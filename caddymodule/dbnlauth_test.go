@@ -321,9 +321,10 @@ func TestServeHTTPPlaceholders(t *testing.T) {
 }
 
 // TestServeHTTPPlaceholdersLastAuthenticationWins checks that the
-// placeholders show the last authentication of a request: over a user
-// id another handler set before, and over an earlier pass of dbnl_auth
-// on the same request.
+// placeholders show the last authentication of a request: over values
+// an earlier handler provides (as a map directive does), over a user id
+// another handler set before, and over an earlier pass of dbnl_auth on
+// the same request.
 func TestServeHTTPPlaceholdersLastAuthenticationWins(t *testing.T) {
 	h := newTestHandler(t, newUsersAPI(t), nil)
 	first := signToken(t, "HS256", validClaims("user_123"), nil)
@@ -350,17 +351,20 @@ func TestServeHTTPPlaceholdersLastAuthenticationWins(t *testing.T) {
 		}
 	}
 
-	t.Run("first authentication", func(t *testing.T) {
-		// a replacer as Caddy's server makes one, with its {http.*}
-		// provider: the values come from our provider, not from
-		// Set, so deleting set values leaves them answered
+	t.Run("provider answering before", func(t *testing.T) {
+		// a map directive before dbnl_auth adds a provider answering
+		// its destinations, here from a client's header
 		repl := caddyhttp.NewTestReplacer(httptest.NewRequest(http.MethodGet, "/", nil))
+		repl.Map(func(key string) (any, bool) {
+			if strings.HasPrefix(key, "dbnl.") || key == "http.auth.user.id" {
+				return "from-client", true
+			}
+			return nil, false
+		})
 		run(t, repl, "/v0/projects?namespace_id=ns_1", second)
-		for _, key := range placeholderKeys {
-			repl.Delete(key)
-		}
 		check(t, repl, map[string]string{
 			"http.auth.user.id": "user_123", "dbnl.user_id": "user_123",
+			"dbnl.org_role": "org_reader", "dbnl.permissions": "projects.read,projects.write,users.read",
 			"dbnl.token_id": "tok-2", "dbnl.token_fingerprint": secondFP,
 			"dbnl.namespace_id": "ns_1", "dbnl.namespace_role": "namespace_writer",
 		})
