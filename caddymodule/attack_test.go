@@ -623,6 +623,14 @@ func atkCases() []atkCase {
 				return bearer("/v0/projects?x=1;namespace_id=ns_2&namespace_id=ns_1", atkValid(t, env))
 			}},
 
+		// A raw '#' is not allowed in a request target (RFC 9112 section
+		// 3.2); Go keeps it in the query, where the gateway would read
+		// "ns_1#" while a server cutting it as a fragment reads ns_1.
+		{name: "raw hash in the query", status: s400, reason: "bad_query",
+			req: func(t *testing.T, env *atkEnv) *http.Request {
+				return bearer("/v0/projects?namespace_id=ns_1#", atkValid(t, env))
+			}},
+
 		// --- hostile users-API answers (these reach the users API) ---
 
 		// A permission with a comma forges a second list entry.

@@ -243,7 +243,8 @@ func FuzzStripHeaders(f *testing.F) {
 
 // FuzzRequestNamespace feeds random query strings to requestNamespace
 // and holds it to the same answers as a reading of the query through
-// url.ParseQuery: the namespace_id value, or which denial.
+// url.ParseQuery: the namespace_id value, or which denial. (Both
+// refuse a raw '#', which url.ParseQuery would keep in a value.)
 func FuzzRequestNamespace(f *testing.F) {
 	f.Add("namespace_id=ns_1")
 	f.Add("namespace_id=ns_1&namespace_id=ns_1&limit=50")
@@ -255,6 +256,8 @@ func FuzzRequestNamespace(f *testing.F) {
 	f.Add("namespace_id=a+b&namespace_id=a%20b")
 	f.Add("%=&&=&namespace_id")
 	f.Add("namespace_id=%4")
+	f.Add("namespace_id=ns_1#")
+	f.Add("namespace_id=ns%231")
 	f.Add(strings.Repeat("&", maxQueryParams))
 
 	f.Fuzz(func(t *testing.T, query string) {
@@ -273,7 +276,7 @@ func fzNamespaceByParseQuery(query string) (string, error) {
 		return "", nil
 	}
 	values, err := url.ParseQuery(query)
-	if err != nil {
+	if err != nil || strings.Contains(query, "#") {
 		return "", errBadQuery
 	}
 	ns := values["namespace_id"]

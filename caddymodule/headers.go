@@ -227,7 +227,10 @@ const maxQueryParams = 10000
 // pairs it cannot read (those joined by ';', bad escapes) while a
 // platform may still read them; so is one naming namespace_id twice
 // with different values, an empty one included, since the gateway and
-// the platform might each pick a different one.
+// the platform might each pick a different one. So is a raw '#': a
+// request target never has one (RFC 9112 section 3.2), Go keeps it in
+// the query, and a server that cuts it off as a fragment would read
+// namespace_id=ns_1# as ns_1.
 //
 // It reads the query as url.ParseQuery does, without building a map of
 // every parameter on every request; a fuzz test holds the two to the
@@ -237,7 +240,7 @@ func requestNamespace(u *url.URL) (string, error) {
 		return "", nil
 	}
 	q := u.RawQuery
-	if strings.Count(q, "&") >= maxQueryParams {
+	if strings.Count(q, "&") >= maxQueryParams || strings.Contains(q, "#") {
 		return "", errBadQuery
 	}
 	var namespace string
