@@ -743,6 +743,58 @@ func TestIntegrationStreaming(t *testing.T) {
 	})
 }
 
+// TestIntegrationPlaceholdersOverEarlierMap checks that a map directive
+// ahead of dbnl_auth, writing client-controlled values to the dbnl
+// placeholders, cannot stand in for the identity dbnl_auth found: not in
+// the headers the proxy sends, not in the response and not in the
+// access log.
+func TestIntegrationPlaceholdersOverEarlierMap(t *testing.T) {
+	api := newUsersAPI(t)
+	g := startIntegGateway(t, api, integOptions{
+		before: []map[string]any{{
+			"handler":      "map",
+			"source":       "{http.request.header.X-Who}",
+			"destinations": []string{"{dbnl.user_id}", "{dbnl.namespace_id}", "{dbnl.permissions}", "{http.auth.user.id}"},
+			"defaults":     []string{"anonymous", "none", "everything", "anonymous"},
+		}, {"handler": "log_append", "key": "who", "value": "{dbnl.user_id}"}},
+		after: []map[string]any{{
+			"handler": "headers",
+			"response": map[string]any{"set": map[string]any{
+				"X-Who-Namespace": []string{"{dbnl.namespace_id}"},
+			}},
+		}},
+		proxyHeaders: map[string]any{"request": map[string]any{"set": map[string]any{
+			"X-Seen-User":        []string{"{dbnl.user_id}"},
+			"X-Seen-Permissions": []string{"{dbnl.permissions}"},
+			"X-Seen-Auth-User":   []string{"{http.auth.user.id}"},
+		}}},
+	})
+
+	r := g.get(t, "/v0/projects?namespace_id=ns_1", integToken(t, "user_123", nil))
+	r.Header.Set("X-Who", "u_evil")
+	resp, body := g.do(t, r)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("got status %d, want 200; body %s", resp.StatusCode, body)
+	}
+	if got := resp.Header.Get("X-Who-Namespace"); got != "ns_1" {
+		t.Errorf("got {dbnl.namespace_id} %q in the response, want ns_1", got)
+	}
+	seen := g.platform.last(t).header
+	for name, want := range map[string]string{
+		"X-Seen-User":        "user_123",
+		"X-Seen-Permissions": "projects.read,projects.write,users.read",
+		"X-Seen-Auth-User":   "user_123",
+	} {
+		if got := seen.Get(name); got != want {
+			t.Errorf("platform got %s %q, want %q", name, got, want)
+		}
+	}
+	lines, raw := readLogLines(t, g.accessLog, 1)
+	if got := lines[0]["who"]; got != "user_123" {
+		t.Errorf("got who %v in the access log, want user_123; log\n%s", got, raw)
+	}
+}
+
 // TestIntegrationPlaceholdersAndAccessLog checks that the handler's
 // placeholders are usable by other handlers (headers, reverse_proxy,
 // log_append) and that Caddy's access log gets the user id, while
