@@ -371,15 +371,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		hs.strip(r.Trailer)
 		r.Body = &trailerStripper{ReadCloser: r.Body, trailer: r.Trailer, headers: hs}
 	}
-	ns, inNamespace := g.namespaces[namespace]
-	inNamespace = inNamespace && namespace != ""
-	var nsGrants *namespaceGrants
+	var ns *namespaceGrants
 	permissionsValue, namespaceValue, nsRoleValue := g.orgPermissionsValue, any(""), any("")
-	if inNamespace {
-		nsGrants = &ns
-		permissionsValue, namespaceValue, nsRoleValue = ns.permissionsValue, ns.idValue, ns.roleValue
+	if grant, ok := g.namespaces[namespace]; ok && namespace != "" {
+		ns = &grant
+		permissionsValue, namespaceValue, nsRoleValue = grant.permissionsValue, grant.idValue, grant.roleValue
 	}
-	hs.set(r.Header, g, namespace, nsGrants, id.tokenID)
+	hs.set(r.Header, g, namespace, ns, id.tokenID)
 	if h.StripAuthorization {
 		r.Header.Del("Authorization")
 	}
@@ -397,7 +395,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // set on a replacer take precedence over every provider, so nothing an
 // earlier handler put on the request (a map directive writing to
 // {dbnl.user_id}, another authentication) can stand in for ours.
-func setPlaceholders(repl *caddy.Replacer, g *grants, id *identity, permissions, namespace, namespaceRole any) {
+func setPlaceholders(repl *caddy.Replacer, g *grants, id *identity,
+	permissions, namespace, namespaceRole any) {
 	repl.Set("http.auth.user.id", g.userIDValue)
 	repl.Set("dbnl.user_id", g.userIDValue)
 	repl.Set("dbnl.org_role", g.orgRoleValue)

@@ -279,7 +279,9 @@ func TestHeaderSetValuesCapped(t *testing.T) {
 	hs := newHeaderSet(defaultHeaderPrefix)
 	g := newGrants(&Permissions{
 		UserID: "user_123", OrgRole: "org_reader", OrgPermissions: []string{"users.read"},
-		Namespaces: []NamespaceGrant{{NamespaceID: "ns_1", Role: "namespace_writer", Permissions: []string{"projects.read"}}},
+		Namespaces: []NamespaceGrant{{
+			NamespaceID: "ns_1", Role: "namespace_writer", Permissions: []string{"projects.read"},
+		}},
 	})
 	ns := g.namespaces["ns_1"]
 	h := http.Header{}

@@ -752,10 +752,12 @@ func TestIntegrationPlaceholdersOverEarlierMap(t *testing.T) {
 	api := newUsersAPI(t)
 	g := startIntegGateway(t, api, integOptions{
 		before: []map[string]any{{
-			"handler":      "map",
-			"source":       "{http.request.header.X-Who}",
-			"destinations": []string{"{dbnl.user_id}", "{dbnl.namespace_id}", "{dbnl.permissions}", "{http.auth.user.id}"},
-			"defaults":     []string{"anonymous", "none", "everything", "anonymous"},
+			"handler": "map",
+			"source":  "{http.request.header.X-Who}",
+			"destinations": []string{
+				"{dbnl.user_id}", "{dbnl.namespace_id}", "{dbnl.permissions}", "{http.auth.user.id}",
+			},
+			"defaults": []string{"anonymous", "none", "everything", "anonymous"},
 		}, {"handler": "log_append", "key": "who", "value": "{dbnl.user_id}"}},
 		after: []map[string]any{{
 			"handler": "headers",

@@ -136,7 +136,8 @@ func rldRun(t *testing.T, url string, platform *fltPlatform, reload func(i int) 
 	}
 	drops := ty.dropped.Load() + int64(len(probeDrops))
 	if drops > workers*reloads {
-		t.Errorf("got %d connections dropped, want at most %d (one per worker and reload); first: %s; probes: %s",
+		t.Errorf("got %d connections dropped, want at most %d (one per worker and reload); "+
+			"first: %s; probes: %s",
 			drops, workers*reloads, strings.Join(ty.drops, "; "), strings.Join(probeDrops, "; "))
 	}
 }
