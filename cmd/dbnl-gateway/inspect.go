@@ -112,7 +112,8 @@ func decodeToken(raw string) (*decodedToken, error) {
 	case 5:
 		return nil, errors.New("malformed token: 5 dot-separated parts is an encrypted JWE; a PAT is a signed JWS with 3")
 	default:
-		return nil, fmt.Errorf("malformed token: want 3 dot-separated parts (header.claims.signature), got %d", len(parts))
+		return nil, fmt.Errorf(
+			"malformed token: want 3 dot-separated parts (header.claims.signature), got %d", len(parts))
 	}
 
 	header, _, err := decodeJSONSegment(parts[0])

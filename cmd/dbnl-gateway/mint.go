@@ -278,12 +278,14 @@ func expiry(opts mintOptions, now time.Time) (time.Time, error) {
 		}
 		exp, err := time.Parse(time.RFC3339, opts.expiresAt)
 		if err != nil {
-			return time.Time{}, fmt.Errorf("--expires-at: want an RFC 3339 time such as 2030-01-02T15:04:05Z, got %q", opts.expiresAt)
+			return time.Time{}, fmt.Errorf(
+				"--expires-at: want an RFC 3339 time such as 2030-01-02T15:04:05Z, got %q", opts.expiresAt)
 		}
 		return exp.Truncate(time.Second), nil
 	}
 	if opts.lifetime <= 0 {
-		return time.Time{}, fmt.Errorf("--lifetime: want a positive duration such as 1h, got %s", opts.lifetime)
+		return time.Time{}, fmt.Errorf("--lifetime: want a positive duration such as 1h, got %s",
+			opts.lifetime)
 	}
 	return now.Add(opts.lifetime).Truncate(time.Second), nil
 }

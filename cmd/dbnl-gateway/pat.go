@@ -90,7 +90,8 @@ P-384 and P-521 keys for ES256, ES384 and ES512, Ed25519 keys for EdDSA.
 	f.StringVar(&opts.user, "user", "", "user `id` the token speaks for (required)")
 	f.StringVar(&opts.userClaim, "user-claim", "sub", "`name` of the claim that holds the user id")
 	f.StringVar(&opts.alg, "alg", "HS256", "signing `algorithm`: "+algorithmNames())
-	f.StringVar(&opts.secretEnv, "hmac-secret-env", defaultSecretEnv, "`NAME` of the environment variable holding the HMAC secret")
+	f.StringVar(&opts.secretEnv, "hmac-secret-env", defaultSecretEnv,
+		"`NAME` of the environment variable holding the HMAC secret")
 	f.StringVar(&opts.keyFile, "key", "", "PEM private key `file` for RS*, PS*, ES* and EdDSA")
 	f.StringVar(&opts.kid, "kid", "", "key `id` for the kid header")
 	f.StringVar(&opts.issuer, "issuer", "", "`iss` claim")

@@ -77,7 +77,10 @@ func main() {
 			OrgRole:        "org_reader",
 			OrgPermissions: []string{"users.read"},
 			Namespaces: []dbnlauth.NamespaceGrant{
-				{NamespaceID: "ns_1", Role: "namespace_writer", Permissions: []string{"projects.read", "projects.write"}},
+				{
+					NamespaceID: "ns_1", Role: "namespace_writer",
+					Permissions: []string{"projects.read", "projects.write"},
+				},
 				{NamespaceID: "ns_2", Role: "namespace_reader", Permissions: []string{"projects.read"}},
 			},
 		})
